@@ -1,0 +1,47 @@
+# Two commands: `make run` starts the whole stack on this machine, `make test` runs every check.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+APT_PACKAGES := ffmpeg
+
+.PHONY: run test lint typecheck unit install system-deps clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -e ".[all,test]"
+	@# gfpgan, basicsr and facexlib pull the GUI build `opencv-python` (needs libGL; 5.x has no
+	@# Haar cascades). Both wheels write the same cv2 package: keep only headless < 5.
+	$(PY) -m pip uninstall -y -q opencv-python
+	$(PY) -m pip install -q --force-reinstall --no-deps "opencv-python-headless>=4.9,<5"
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+# Debian packages the tests and the animation service use (ffmpeg/ffprobe); installed only when missing.
+system-deps:
+	@missing=""; command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing="$(APT_PACKAGES)"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages: $$missing"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+unit: $(STAMP) system-deps
+	$(VENV)/bin/pytest
+
+test: lint typecheck unit
+
+run: $(STAMP) system-deps
+	$(VENV)/bin/avatarchat up
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache artifacts

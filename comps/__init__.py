@@ -1,0 +1,1 @@
+"""AvatarChatbot model services and their shared core."""

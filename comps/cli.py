@@ -1,0 +1,95 @@
+"""The `avatarchat` command: serve one service, download weights, run the whole stack, ask once."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+# service name -> module with `create_app() -> FastAPI` (settings read from the environment).
+SERVICES: dict[str, str] = {}
+
+# component -> "module:function"; the function takes no arguments, reads the service's settings
+# and returns the files it placed in the model cache.
+DOWNLOADS: dict[str, str] = {}
+
+# Whole-stack commands live with the gateway; each is "module:function" taking the parsed args.
+STACK_COMMANDS: dict[str, str] = {
+    "up": "gateway.local:run_up",
+    "ask": "gateway.ask:run_ask",
+}
+
+logger = logging.getLogger(__name__)
+
+
+def _version() -> str:
+    try:
+        return version("avatarchat")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def _load(target: str) -> Callable[..., Any]:
+    module_name, _, attr = target.partition(":")
+    function: Callable[..., Any] = getattr(importlib.import_module(module_name), attr)
+    return function
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and shell completion)."""
+    parser = argparse.ArgumentParser(prog="avatarchat", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"avatarchat {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run one service with uvicorn")
+    serve.add_argument("service", choices=sorted(SERVICES))
+    serve.add_argument("--host", default=None, help="listen address (default: the service's setting)")
+    serve.add_argument("--port", type=int, default=None, help="listen port (default: the service's setting)")
+
+    download = commands.add_parser("download", help="fetch model weights into the model cache")
+    download.add_argument("component", choices=sorted(DOWNLOADS))
+
+    up = commands.add_parser("up", help="start every service and the gateway on this machine")
+    up.add_argument("--no-ui", action="store_true", help="do not start the Gradio page")
+    up.add_argument("--host", default="127.0.0.1", help="listen address for every service")
+
+    ask = commands.add_parser("ask", help="run the pipeline once: question in, talking video out")
+    ask.add_argument("audio", nargs="?", type=Path, help="a spoken question (any audio file)")
+    ask.add_argument("--text", default=None, help="a typed question instead of audio")
+    ask.add_argument("--avatar", type=Path, default=None, help="an image or short video of a face")
+    ask.add_argument("-o", "--output", type=Path, default=Path("answer.mp4"), help="where to write the video")
+    ask.add_argument("--gateway", default=None, help="use a running gateway at this URL instead of in-process")
+    return parser
+
+
+def serve(service: str, host: str | None, port: int | None) -> None:
+    """Run one service's app under uvicorn."""
+    import uvicorn
+
+    app = importlib.import_module(SERVICES[service]).create_app()
+    settings = app.state.settings
+    uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_config=None)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `avatarchat` console script."""
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        serve(args.service, args.host, args.port)
+        return 0
+    if args.command == "download":
+        logging.basicConfig(level=logging.INFO)
+        for path in _load(DOWNLOADS[args.component])():
+            sys.stdout.write(f"{path}\n")
+        return 0
+    result = _load(STACK_COMMANDS[args.command])(args)
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Small shared framework for every service: settings, errors, app factory, audio, devices, weights."""

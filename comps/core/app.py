@@ -1,0 +1,116 @@
+"""The service app factory: health, readiness, OPEA health_check and statistics, metrics, errors, limits."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from comps.core.errors import Unavailable, error_response, install_error_handlers
+from comps.core.limits import BodySizeLimit
+from comps.core.observability import Statistics, configure_logging, observe_requests
+from comps.core.settings import ServiceSettings
+
+logger = logging.getLogger(__name__)
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+class Readiness:
+    """Whether the service's models are loaded; `/ready` answers 503 until `set_ready()`."""
+
+    def __init__(self) -> None:
+        """Start not ready."""
+        self.ready = False
+        self.reason = "starting: models are loading"
+
+    def set_ready(self) -> None:
+        """Models are loaded; traffic may come."""
+        self.ready = True
+        self.reason = "ready"
+
+    def set_not_ready(self, reason: str) -> None:
+        """Stop accepting traffic, saying why."""
+        self.ready = False
+        self.reason = reason
+
+
+def create_service_app(
+    *,
+    name: str,
+    description: str,
+    version: str,
+    settings: ServiceSettings,
+    lifespan: Lifespan | None = None,
+) -> FastAPI:
+    """Build a FastAPI app with everything every service shares.
+
+    Args:
+        name: the service title (OPEA's "Service Title"), e.g. "asr".
+        description: one line for `/v1/health_check` and the OpenAPI page.
+        version: the service version.
+        settings: the service's settings; stored on `app.state.settings`.
+        lifespan: the service's own start-up/shut-down (load models, then `app.state.readiness.set_ready()`).
+    """
+
+    @asynccontextmanager
+    async def run(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_level)
+        if lifespan is None:
+            app.state.readiness.set_ready()
+            yield
+            return
+        async with lifespan(app):
+            yield
+        app.state.readiness.set_not_ready("shutting down")
+
+    app = FastAPI(title=f"avatarchat {name}", description=description, version=version, lifespan=run)
+    app.state.settings = settings
+    app.state.readiness = Readiness()
+    app.state.statistics = Statistics(service=name)
+    install_error_handlers(app)
+    app.middleware("http")(observe_requests(app.state.statistics))
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+
+    @app.get("/health", tags=["ops"])
+    async def health() -> dict[str, str]:
+        """Liveness: the process answers. Cheap, never touches a model."""
+        return {"status": "ok"}
+
+    @app.get("/ready", tags=["ops"], response_model=None)
+    async def ready() -> dict[str, str] | JSONResponse:
+        """Readiness: 200 only once the models are loaded."""
+        readiness: Readiness = app.state.readiness
+        if not readiness.ready:
+            return error_response(Unavailable(readiness.reason, code="not_ready", retry_after=5))
+        return {"status": "ready"}
+
+    @app.get("/v1/health_check", tags=["ops"])
+    async def health_check() -> dict[str, str]:
+        """OPEA's health check body."""
+        return {"Service Title": name, "Version": version, "Service Description": description}
+
+    @app.get("/v1/statistics", tags=["ops"])
+    async def statistics() -> dict[str, dict[str, float | int | None]]:
+        """OPEA's statistics: p50/p99/average latency (seconds) per endpoint over a bounded window."""
+        stats: Statistics = app.state.statistics
+        return stats.summary()
+
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
+    async def metrics() -> PlainTextResponse:
+        """Prometheus exposition of request counts and latencies."""
+        stats: Statistics = app.state.statistics
+        return PlainTextResponse(generate_latest(stats.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def require_ready(app: FastAPI) -> None:
+    """Raise 503 from a handler when the models are not loaded yet."""
+    readiness: Readiness = app.state.readiness
+    if not readiness.ready:
+        raise Unavailable(readiness.reason, code="not_ready", retry_after=5)

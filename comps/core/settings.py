@@ -1,0 +1,89 @@
+"""Settings base: one pydantic-settings class per process, strict values, read once at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import AliasChoices, BeforeValidator, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DeviceName = Literal["auto", "cpu", "cuda", "hpu"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _strict_bool(value: object) -> object:
+    """Accept real booleans and the usual spellings; anything else ("maybe", "2") is an error."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise ValueError("expected a boolean: true/false, 1/0, yes/no or on/off")
+
+
+EnvBool = Annotated[bool, BeforeValidator(_strict_bool)]
+"""A boolean setting that refuses anything but the usual spellings."""
+
+
+def env_alias(*names: str) -> AliasChoices:
+    """Accept any of these environment variable names (our own first, then upstream OPEA's)."""
+    return AliasChoices(*names)
+
+
+class SettingsError(RuntimeError):
+    """A configuration value is missing or invalid; raised at start-up, naming the variable."""
+
+
+class ServiceSettings(BaseSettings):
+    """What every service shares. Subclasses set `env_prefix` and add their own fields.
+
+    Every field can come from the environment as `<PREFIX><FIELD>`; fields that OPEA also
+    names accept OPEA's variable through `validation_alias`.
+    """
+
+    model_config = SettingsConfigDict(
+        strict=False,
+        extra="ignore",
+        populate_by_name=True,
+        validate_default=True,
+    )
+
+    host: str = "0.0.0.0"  # noqa: S104 - a service listens on all interfaces in a container
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: LogLevel = "INFO"
+    device: DeviceName = "auto"
+    model_cache_dir: Path = Field(
+        default=Path.home() / ".cache" / "avatarchat",
+        validation_alias=env_alias("MODEL_CACHE_DIR", "AVATARCHAT_MODEL_CACHE"),
+    )
+    offline: EnvBool = Field(default=False, validation_alias=env_alias("AVATARCHAT_OFFLINE", "HF_HUB_OFFLINE"))
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    max_concurrency: int = Field(default=1, ge=1, le=64)
+    max_queue: int = Field(default=8, ge=0, le=4096)
+
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def load_settings(cls: type[S], **overrides: Any) -> S:
+    """Build a settings class, turning a validation failure into a SettingsError naming the variable."""
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        prefix = cls.model_config.get("env_prefix", "")
+        problems = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"])
+            variable = f"{prefix}{field}".upper()
+            problems.append(f"{variable}: {err['msg']} (got {err.get('input')!r})")
+        raise SettingsError(f"invalid {cls.__name__}: " + "; ".join(problems)) from exc

@@ -1,0 +1,1 @@
+"""DAG orchestration of the model services (OPEA ServiceOrchestrator vocabulary, async underneath)."""

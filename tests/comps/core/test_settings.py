@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from comps.core.settings import EnvBool, ServiceSettings, SettingsError, env_alias, load_settings
+
+
+class DemoSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="DEMO_")
+
+    port: int = Field(default=7066, ge=1, le=65535, validation_alias=env_alias("DEMO_PORT", "WHISPER_SERVER_PORT"))
+    enhance: EnvBool = False
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DEMO_PORT", raising=False)
+    settings = load_settings(DemoSettings)
+    assert settings.port == 7066
+    assert settings.enhance is False
+
+
+def test_upstream_alias_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WHISPER_SERVER_PORT", "7100")
+    assert load_settings(DemoSettings).port == 7100
+
+
+def test_prefixed_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEMO_ENHANCE", "yes")
+    monkeypatch.setenv("DEMO_LOG_LEVEL", "DEBUG")
+    settings = load_settings(DemoSettings)
+    assert settings.enhance is True and settings.log_level == "DEBUG"
+
+
+@pytest.mark.parametrize("value", ["maybe", "2", "tru"])
+def test_bad_bool_names_the_variable(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("DEMO_ENHANCE", value)
+    with pytest.raises(SettingsError, match="DEMO_ENHANCE"):
+        load_settings(DemoSettings)
+
+
+def test_bad_port_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WHISPER_SERVER_PORT", "99999")
+    with pytest.raises(SettingsError, match="WHISPER_SERVER_PORT|DEMO_PORT"):
+        load_settings(DemoSettings)
+
+
+def test_bad_enum_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEMO_DEVICE", "tpu")
+    with pytest.raises(SettingsError, match="DEMO_DEVICE"):
+        load_settings(DemoSettings)

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+
+import pytest
+
+from comps.cli import DOWNLOADS, SERVICES, build_parser, main
+
+
+def test_version() -> None:
+    done = subprocess.run([sys.executable, "-m", "comps.cli", "--version"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0
+    assert done.stdout.startswith("avatarchat ")
+
+
+def test_serve_parses_services_and_overrides() -> None:
+    for service in SERVICES:
+        args = build_parser().parse_args(["serve", service, "--port", "7100"])
+        assert (args.service, args.port, args.host) == (service, 7100, None)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "nosuch"])
+
+
+def test_every_service_module_has_an_app_factory() -> None:
+    for name, module in SERVICES.items():
+        assert callable(importlib.import_module(module).create_app), name
+
+
+def test_every_download_target_exists() -> None:
+    for component, target in DOWNLOADS.items():
+        module, _, attr = target.partition(":")
+        assert callable(getattr(importlib.import_module(module), attr)), component
+
+
+def _later_test_download_offline_names_the_command(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    monkeypatch.setenv("AVATARCHAT_OFFLINE", "1")
+    monkeypatch.setenv("MODEL_CACHE_DIR", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="avatarchat download wav2lip"):
+        main(["download", "wav2lip"])

@@ -1,0 +1,1 @@
+"""Gradio page: a thin, typed client of the gateway."""
