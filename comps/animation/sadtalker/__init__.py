@@ -1,0 +1,1 @@
+"""SadTalker inference networks (audio to 3DMM coefficients to face video), checkpoint-compatible."""
