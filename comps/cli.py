@@ -12,11 +12,15 @@ from pathlib import Path
 from typing import Any
 
 # service name -> module with `create_app() -> FastAPI` (settings read from the environment).
-SERVICES: dict[str, str] = {}
+SERVICES: dict[str, str] = {
+    "llm": "comps.llm.app",
+}
 
 # component -> "module:function"; the function takes no arguments, reads the service's settings
 # and returns the files it placed in the model cache.
-DOWNLOADS: dict[str, str] = {}
+DOWNLOADS: dict[str, str] = {
+    "llm": "comps.llm.download:download_llm",
+}
 
 # Whole-stack commands live with the gateway; each is "module:function" taking the parsed args.
 STACK_COMMANDS: dict[str, str] = {

@@ -1,0 +1,1 @@
+"""LLM backends: a local transformers model or a remote OpenAI-compatible server."""

@@ -1,0 +1,127 @@
+"""Decoding pieces for the transformers backend: seeded sampling, OpenAI penalties, stop strings, cancellation.
+
+Sampling is done by our own logits processor with a per-request `torch.Generator`, and `generate` then
+runs greedy over a one-hot result: no request touches torch's global RNG, so a `seed` reproduces the
+same answer even while other requests sample concurrently.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import torch
+
+
+class SeededSampler:
+    """Logits processor that draws the next token (temperature, top-k, top-p) and masks every other token.
+
+    Applied last; `generate(do_sample=False)` then picks the drawn token. Draws happen on the CPU, so
+    the same seed gives the same tokens on every device for the same probabilities.
+    """
+
+    def __init__(self, *, temperature: float, top_k: int | None, top_p: float | None, seed: int) -> None:
+        """Create the sampler; `temperature` must be > 0 (0 is plain greedy, without this processor)."""
+        if temperature <= 0:
+            raise ValueError("SeededSampler needs temperature > 0; use greedy decoding for 0")
+        self.temperature = temperature
+        self.top_k = top_k
+        self.top_p = top_p
+        self.generator = torch.Generator(device="cpu").manual_seed(seed)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        """Scores (batch, vocab) → 0 at the drawn token, -inf elsewhere."""
+        logits = scores.float() / self.temperature
+        if self.top_k is not None and self.top_k < logits.shape[-1]:
+            kth = torch.topk(logits, self.top_k, dim=-1).values[..., -1:]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        if self.top_p is not None and self.top_p < 1.0:
+            sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+            sorted_probs = sorted_logits.softmax(dim=-1)
+            # Drop a token when the mass before it already reaches top_p; the most likely token always stays.
+            drop_sorted = (sorted_probs.cumsum(dim=-1) - sorted_probs) >= self.top_p
+            drop = drop_sorted.scatter(-1, order, drop_sorted)
+            logits = logits.masked_fill(drop, float("-inf"))
+        probs = logits.softmax(dim=-1).cpu()
+        drawn = torch.multinomial(probs, num_samples=1, generator=self.generator).to(scores.device)
+        masked = torch.full_like(scores, float("-inf"))
+        return masked.scatter(-1, drawn, 0.0)  # type: ignore[return-value]
+
+
+class OpenAIPenalties:
+    """OpenAI's presence and frequency penalties over the tokens generated so far (the prompt is not counted).
+
+    `logit[t] -= frequency_penalty * count[t] + presence_penalty * (count[t] > 0)`, as OpenAI and vLLM define them.
+    """
+
+    def __init__(self, *, presence_penalty: float, frequency_penalty: float, prompt_tokens: int) -> None:
+        """Create the processor for a prompt of `prompt_tokens` tokens."""
+        self.presence_penalty = presence_penalty
+        self.frequency_penalty = frequency_penalty
+        self.prompt_tokens = prompt_tokens
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        """Subtract the penalties from scores (batch, vocab)."""
+        generated = input_ids[:, self.prompt_tokens :]
+        if generated.shape[-1] == 0:
+            return scores
+        counts = torch.zeros_like(scores).scatter_add_(-1, generated, torch.ones_like(generated, dtype=scores.dtype))
+        penalty = counts * self.frequency_penalty + (counts > 0).to(scores.dtype) * self.presence_penalty
+        return scores - penalty  # type: ignore[return-value]
+
+
+class StopWhen:
+    """Stopping criterion that ends generation once `event` is set (client gone, or a stop string seen)."""
+
+    def __init__(self, event: threading.Event) -> None:
+        """Watch `event`."""
+        self.event = event
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **_: object) -> torch.BoolTensor:
+        """One flag per sequence of the batch."""
+        done = self.event.is_set()
+        return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
+
+
+class StopMatcher:
+    """Cuts streamed text at the first stop string, holding back text that may be the start of one.
+
+    `feed` returns what can be shown now; after a match it returns the text before the stop string and
+    `stopped` turns true; `flush` returns what was held back once the text has ended without a match.
+    """
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        """Match these (non-empty) stop strings."""
+        self.stops = tuple(stops)
+        self.stopped = False
+        self._held = ""
+
+    def feed(self, text: str) -> str:
+        """Add text; return the part that is certainly before any stop string."""
+        if self.stopped:
+            return ""
+        if not self.stops:
+            return text
+        buffer = self._held + text
+        hits = [index for stop in self.stops if (index := buffer.find(stop)) >= 0]
+        if hits:
+            self.stopped = True
+            self._held = ""
+            return buffer[: min(hits)]
+        hold = self._longest_partial(buffer)
+        self._held = buffer[len(buffer) - hold :]
+        return buffer[: len(buffer) - hold]
+
+    def flush(self) -> str:
+        """The held-back text, once no more text will come."""
+        held, self._held = self._held, ""
+        return "" if self.stopped else held
+
+    def _longest_partial(self, buffer: str) -> int:
+        """Length of the longest suffix of `buffer` that is a proper prefix of a stop string."""
+        longest = min(len(buffer), max(len(stop) for stop in self.stops) - 1)
+        for size in range(longest, 0, -1):
+            tail = buffer[-size:]
+            if any(stop.startswith(tail) for stop in self.stops):
+                return size
+        return 0

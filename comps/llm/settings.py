@@ -1,0 +1,72 @@
+"""LLM service settings (env prefix `LLM_`), with OPEA's variable names accepted where OPEA has one."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from comps.core.settings import EnvBool, ServiceSettings, env_alias
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are Ava, a friendly talking avatar on a video call. Answer briefly, in one to three short "
+    "sentences, the way a person speaks out loud: plain words, no markdown, no lists, no emojis, "
+    "no code blocks. If you do not know something, say so."
+)
+
+
+class LlmSettings(ServiceSettings):
+    """Everything the LLM service reads from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="LLM_")
+
+    port: int = Field(default=9000, ge=1, le=65535)
+    backend: Literal["transformers", "openai"] = Field(
+        default="transformers", description="transformers: a local model; openai: proxy to LLM_ENDPOINT"
+    )
+    model_id: str = Field(
+        default="Qwen/Qwen2.5-0.5B-Instruct",
+        description="Hugging Face id or local folder (transformers); the upstream model name (openai)",
+    )
+    served_model_name: str | None = Field(
+        default=None, description="name reported by /v1/models and in answers; LLM_MODEL_ID when unset"
+    )
+    endpoint: str | None = Field(
+        default=None, description="OpenAI-compatible base URL for the openai backend, e.g. http://vllm:80"
+    )
+    api_key: SecretStr | None = Field(
+        default=None, validation_alias=env_alias("LLM_API_KEY", "OPENAI_API_KEY"), description="upstream bearer"
+    )
+    system_prompt: str = Field(
+        default=DEFAULT_SYSTEM_PROMPT, description="prepended when a request has no system message; empty: none"
+    )
+    default_max_tokens: int = Field(default=256, ge=1, le=131_072, description="completion budget when unasked")
+    max_model_len: int | None = Field(default=None, ge=16, description="context window override, in tokens")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        default="auto", description="auto: float32 on CPU, bfloat16 on CUDA and Gaudi"
+    )
+    trust_remote_code: EnvBool = False
+    max_concurrency: int = Field(default=2, ge=1, le=256)
+    max_queue: int = Field(default=16, ge=0, le=4096)
+    connect_timeout_s: float = Field(default=5.0, gt=0, description="openai backend: connecting to upstream")
+    read_timeout_s: float = Field(default=120.0, gt=0, description="openai backend: waiting for upstream bytes")
+
+    @model_validator(mode="after")
+    def _endpoint_for_openai(self) -> LlmSettings:
+        if self.backend == "openai" and not self.endpoint:
+            raise ValueError("LLM_ENDPOINT is required when LLM_BACKEND=openai")
+        return self
+
+    @property
+    def model_name(self) -> str:
+        """The model name this service answers with."""
+        return self.served_model_name or self.model_id
+
+    @property
+    def api_base(self) -> str:
+        """The upstream base URL ending in `/v1` (OPEA's LLM_ENDPOINT is given without it)."""
+        if self.endpoint is None:
+            raise ValueError("LLM_ENDPOINT is not set")
+        base = self.endpoint.rstrip("/")
+        return base if base.endswith("/v1") else f"{base}/v1"
