@@ -13,12 +13,17 @@ from typing import Any
 
 # service name -> module with `create_app() -> FastAPI` (settings read from the environment).
 SERVICES: dict[str, str] = {
+    "asr": "comps.asr.app",
+    "tts": "comps.tts.app",
     "llm": "comps.llm.app",
 }
 
 # component -> "module:function"; the function takes no arguments, reads the service's settings
 # and returns the files it placed in the model cache.
 DOWNLOADS: dict[str, str] = {
+    "whisper": "comps.asr.download:download_whisper",
+    "piper": "comps.tts.download:download_piper",
+    "speecht5": "comps.tts.download:download_speecht5",
     "llm": "comps.llm.download:download_llm",
 }
 

@@ -1,0 +1,1 @@
+"""ASR backends: openai-whisper, faster-whisper (CTranslate2) and Hugging Face transformers."""
