@@ -1,0 +1,1 @@
+"""Speech synthesis service: SpeechT5 or Piper behind OPEA's /v1/tts and OpenAI's /v1/audio/speech."""
