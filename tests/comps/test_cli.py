@@ -34,8 +34,9 @@ def test_every_download_target_exists() -> None:
         assert callable(getattr(importlib.import_module(module), attr)), component
 
 
-def _later_test_download_offline_names_the_command(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+def test_download_offline_names_the_command(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
     monkeypatch.setenv("AVATARCHAT_OFFLINE", "1")
     monkeypatch.setenv("MODEL_CACHE_DIR", str(tmp_path))
-    with pytest.raises(FileNotFoundError, match="avatarchat download wav2lip"):
-        main(["download", "wav2lip"])
+    monkeypatch.setenv("LLM_MODEL_ID", "Qwen/Qwen2.5-0.5B-Instruct")
+    with pytest.raises(FileNotFoundError, match="avatarchat download llm"):
+        main(["download", "llm"])
