@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
@@ -47,6 +48,11 @@ class LlmSettings(ServiceSettings):
         default="auto", description="auto: float32 on CPU, bfloat16 on CUDA and Gaudi"
     )
     trust_remote_code: EnvBool = False
+    fp8_config: Path | None = Field(
+        default=None,
+        validation_alias=env_alias("LLM_FP8_CONFIG", "QUANT_CONFIG"),
+        description="Intel Neural Compressor FP8 config (JSON, Gaudi); unset: no quantization",
+    )
     max_concurrency: int = Field(default=2, ge=1, le=256)
     max_queue: int = Field(default=16, ge=0, le=4096)
     connect_timeout_s: float = Field(default=5.0, gt=0, description="openai backend: connecting to upstream")

@@ -14,6 +14,7 @@ import anyio.to_thread
 
 from comps.core.device import Device, resolve_device
 from comps.core.limits import InferenceQueue
+from comps.core.quantization import apply_fp8, finish_fp8_measurement
 from comps.llm.backends.base import Generation, GenerationRequest, StreamPiece
 from comps.llm.backends.generate import LocalModel
 from comps.llm.download import model_folder
@@ -121,6 +122,8 @@ def load_backend(settings: LlmSettings, device: Device | None = None) -> Transfo
         max_model_len=settings.max_model_len,
         default_max_tokens=settings.default_max_tokens,
     )
+    # FP8 (Gaudi): applied after the model is on its device and in eval mode; a no-op when unset.
+    model.model = apply_fp8(model.model, settings.fp8_config)
     queue = InferenceQueue(concurrency=settings.max_concurrency, max_waiting=settings.max_queue)
     logger.info(
         "loaded %s from %s on %s (context %d tokens)", settings.model_id, folder, device.kind, model.context_length
@@ -132,4 +135,9 @@ def load_backend(settings: LlmSettings, device: Device | None = None) -> Transfo
 async def open_transformers_backend(settings: LlmSettings) -> AsyncIterator[TransformersBackend]:
     """Load the model in a worker thread for the service's lifespan."""
     backend = await anyio.to_thread.run_sync(load_backend, settings)
-    yield backend
+    network = backend.local_model.model
+    try:
+        yield backend
+    finally:
+        # In MEASURE mode the calibration statistics are written when the service stops.
+        await anyio.to_thread.run_sync(finish_fp8_measurement, network, settings.fp8_config)
