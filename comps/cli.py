@@ -16,6 +16,8 @@ SERVICES: dict[str, str] = {
     "asr": "comps.asr.app",
     "tts": "comps.tts.app",
     "llm": "comps.llm.app",
+    "gateway": "gateway.app",
+    "ui": "ui.app",
 }
 
 # component -> "module:function"; the function takes no arguments, reads the service's settings

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,3 +21,11 @@ def anyio_backend() -> str:
 def shared_dir() -> Path:
     assert SHARED.is_dir(), f"the shared folder is expected beside the checkout at {SHARED}"
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def real_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The four real services on small real models, each on a free 127.0.0.1 port, for the whole session."""
+    from support.stack import serve_real_services
+
+    yield from serve_real_services(tmp_path_factory.mktemp("real-models"))

@@ -1,0 +1,73 @@
+"""The gateway app: the AvatarChatbot megaservice behind `/v1/avatarchatbot`, plus videos and avatars."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI
+
+from comps.core.app import create_service_app
+from comps.core.settings import load_settings
+from gateway import proxy, routes
+from gateway.admission import Admission
+from gateway.settings import GatewaySettings
+from megaservice.avatarchatbot import STAGES, AvatarChatbot, stage_node
+
+
+def _version() -> str:
+    try:
+        return version("avatarchat")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def remote_chatbot(settings: GatewaySettings) -> AvatarChatbot:
+    """The megaservice reaching the four services at the configured hosts and ports."""
+    nodes = {
+        stage: stage_node(
+            stage,
+            (getattr(settings, f"{stage}_host"), getattr(settings, f"{stage}_port")),
+            timeout_s=getattr(settings, f"{stage}_timeout_s"),
+            retries=settings.retries,
+        )
+        for stage in STAGES
+    }
+    return AvatarChatbot(
+        nodes, stream_concurrency=settings.stream_concurrency, connect_timeout_s=settings.connect_timeout_s
+    )
+
+
+def create_app(settings: GatewaySettings | None = None, orchestrator: AvatarChatbot | None = None) -> FastAPI:
+    """Build the gateway.
+
+    Args:
+        settings: the gateway's settings; from the environment when None.
+        orchestrator: an AvatarChatbot to use (tests pass one with in-process services); by default one
+            is built in the lifespan from the settings and closed on shutdown.
+    """
+    config = settings or load_settings(GatewaySettings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        chatbot = orchestrator or remote_chatbot(config)
+        app.state.chatbot = chatbot
+        app.state.admission = Admission(concurrency=config.max_concurrency, max_waiting=config.max_queue)
+        app.state.readiness.set_ready()
+        try:
+            yield
+        finally:
+            if orchestrator is None:
+                await chatbot.aclose()
+
+    app = create_service_app(
+        name="avatarchatbot",
+        description="AvatarChatbot megaservice: speech or text in, a lip-synced talking-avatar video out",
+        version=_version(),
+        settings=config,
+        lifespan=lifespan,
+    )
+    app.include_router(routes.router)
+    app.include_router(proxy.router)
+    return app

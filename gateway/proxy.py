@@ -1,0 +1,100 @@
+"""Videos and avatars served through the gateway, so one host answers everything (Range passed through)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import Response, StreamingResponse
+from starlette.background import BackgroundTask
+
+from comps.core.errors import ServiceError
+from gateway.settings import GatewaySettings
+from megaservice.avatarchatbot import AvatarChatbot
+from megaservice.errors import deadline_error, status_error, transport_error
+
+router = APIRouter(tags=["media"])
+
+STAGE = "animation"
+# Request headers a media download needs; response headers a player needs.
+_FORWARD_REQUEST = ("range", "if-range", "if-none-match", "if-modified-since", "accept")
+_FORWARD_RESPONSE = (
+    "content-type", "content-length", "content-range", "accept-ranges", "etag", "last-modified",
+    "cache-control", "content-disposition",
+)  # fmt: skip
+_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+
+
+def _animation_url(request: Request, path: str) -> str:
+    chatbot: AvatarChatbot = request.app.state.chatbot
+    return chatbot.nodes[STAGE].base_url + path
+
+
+def _forwarded(headers: httpx.Headers, names: tuple[str, ...]) -> dict[str, str]:
+    return {name: headers[name] for name in names if name in headers}
+
+
+@router.api_route("/v1/videos/{video_id}", methods=["GET", "HEAD"], response_class=Response)
+async def video(request: Request, video_id: str = Path(pattern=_ID)) -> Response:
+    """Stream a rendered video from the animation service; `Range` requests answer 206 with the slice."""
+    chatbot: AvatarChatbot = request.app.state.chatbot
+    url = _animation_url(request, f"/v1/videos/{video_id}")
+    upstream_request = chatbot.client.build_request(
+        request.method, url, headers=_forwarded(httpx.Headers(request.headers), _FORWARD_REQUEST)
+    )
+    try:
+        upstream = await chatbot.client.send(upstream_request, stream=True)
+    except httpx.HTTPError as exc:
+        raise transport_error(STAGE, url, exc) from exc
+    if upstream.status_code >= 400:
+        body = await upstream.aread()
+        await upstream.aclose()
+        raise status_error(STAGE, upstream, body)
+    return StreamingResponse(
+        upstream.aiter_raw(),
+        status_code=upstream.status_code,
+        headers=_forwarded(upstream.headers, _FORWARD_RESPONSE),
+        background=BackgroundTask(upstream.aclose),
+    )
+
+
+async def _relay(request: Request, path: str) -> Response:
+    """Forward the request (body and content type) to the animation service; answer with its reply."""
+    chatbot: AvatarChatbot = request.app.state.chatbot
+    settings: GatewaySettings = request.app.state.settings
+    url = _animation_url(request, path)
+    headers = _forwarded(httpx.Headers(request.headers), ("content-type", "accept"))
+    try:
+        async with asyncio.timeout(settings.animation_timeout_s):
+            upstream = await chatbot.client.request(
+                request.method, url, content=await request.body(), headers=headers, params=request.query_params
+            )
+    except TimeoutError as exc:
+        raise deadline_error(STAGE, settings.animation_timeout_s) from exc
+    except httpx.HTTPError as exc:
+        raise transport_error(STAGE, url, exc) from exc
+    if upstream.status_code >= 400:
+        error: ServiceError = status_error(STAGE, upstream, upstream.content)
+        raise error
+    # Content-Length is recomputed: httpx has already decoded any content encoding.
+    kept = tuple(name for name in _FORWARD_RESPONSE if name != "content-length")
+    return Response(upstream.content, status_code=upstream.status_code, headers=_forwarded(upstream.headers, kept))
+
+
+@router.api_route("/v1/avatars", methods=["GET", "POST"], response_class=Response)
+async def avatars(request: Request) -> Response:
+    """List the avatars, or upload a new one (forwarded as sent, multipart or JSON)."""
+    return await _relay(request, "/v1/avatars")
+
+
+@router.api_route("/v1/avatars/{avatar_id}", methods=["GET", "DELETE"], response_class=Response)
+async def avatar(request: Request, avatar_id: str = Path(pattern=_ID)) -> Response:
+    """One avatar (or its removal), as the animation service answers it."""
+    return await _relay(request, f"/v1/avatars/{avatar_id}")
+
+
+@router.get("/v1/avatars/{avatar_id}/image", response_class=Response)
+async def avatar_image(request: Request, avatar_id: str = Path(pattern=_ID)) -> Response:
+    """The avatar's PNG preview (the UI's gallery)."""
+    return await _relay(request, f"/v1/avatars/{avatar_id}/image")

@@ -1,0 +1,58 @@
+"""Gateway settings: where the four services are, per-stage timeouts, request defaults (OPEA names honoured)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from comps.core.settings import ServiceSettings, env_alias
+from megaservice.avatarchatbot import DEFAULT_MAX_TOKENS
+
+
+class GatewaySettings(ServiceSettings):
+    """`GATEWAY_*` variables; OPEA's names are accepted too, and an unset one falls back to its default."""
+
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_")
+
+    host: str = Field(default="0.0.0.0", validation_alias=env_alias("GATEWAY_HOST", "MEGA_SERVICE_HOST_IP"))  # noqa: S104
+    port: int = Field(default=8888, ge=1, le=65535, validation_alias=env_alias("GATEWAY_PORT", "MEGA_SERVICE_PORT"))
+
+    asr_host: str = Field(default="localhost", validation_alias=env_alias("GATEWAY_ASR_HOST", "WHISPER_SERVER_HOST_IP"))
+    asr_port: int = Field(
+        default=7066, ge=1, le=65535, validation_alias=env_alias("GATEWAY_ASR_PORT", "WHISPER_SERVER_PORT")
+    )
+    llm_host: str = Field(default="localhost", validation_alias=env_alias("GATEWAY_LLM_HOST", "LLM_SERVER_HOST_IP"))
+    llm_port: int = Field(
+        default=9000, ge=1, le=65535, validation_alias=env_alias("GATEWAY_LLM_PORT", "LLM_SERVER_PORT")
+    )
+    tts_host: str = Field(
+        default="localhost", validation_alias=env_alias("GATEWAY_TTS_HOST", "SPEECHT5_SERVER_HOST_IP")
+    )
+    tts_port: int = Field(
+        default=7055, ge=1, le=65535, validation_alias=env_alias("GATEWAY_TTS_PORT", "SPEECHT5_SERVER_PORT")
+    )
+    animation_host: str = Field(
+        default="localhost", validation_alias=env_alias("GATEWAY_ANIMATION_HOST", "ANIMATION_SERVICE_HOST_IP")
+    )
+    animation_port: int = Field(
+        default=9066, ge=1, le=65535, validation_alias=env_alias("GATEWAY_ANIMATION_PORT", "ANIMATION_SERVICE_PORT")
+    )
+
+    # Seconds per attempt of each stage; animation renders video on CPU, so it gets the most.
+    asr_timeout_s: float = Field(default=60.0, gt=0)
+    llm_timeout_s: float = Field(default=120.0, gt=0)
+    tts_timeout_s: float = Field(default=60.0, gt=0)
+    animation_timeout_s: float = Field(default=600.0, gt=0)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    retries: int = Field(default=1, ge=0, le=5, description="extra attempts after 503/502/504/connection refused")
+
+    llm_model: str | None = Field(default=None, validation_alias=env_alias("GATEWAY_LLM_MODEL", "LLM_MODEL_ID"))
+    max_tokens: int = Field(default=DEFAULT_MAX_TOKENS, ge=1, le=8192)
+    system_prompt: str | None = None
+    stream_concurrency: int = Field(default=2, ge=1, le=16, description="sentences in TTS/animation at once")
+    sentence_min_chars: int = Field(default=24, ge=1)
+    public_url: str | None = Field(default=None, description="base URL for video links; the request's when unset")
+
+    # Whole pipelines at once; more wait up to max_queue, beyond that 503 + Retry-After.
+    max_concurrency: int = Field(default=4, ge=1, le=64)
+    max_queue: int = Field(default=32, ge=0, le=4096)

@@ -1,0 +1,54 @@
+"""`avatarchat ask` against a running gateway (served over a real socket), and its argument checks."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from comps.cli import build_parser
+from gateway.app import create_app
+from gateway.ask import run_ask
+from gateway.settings import GatewaySettings
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    return build_parser().parse_args(["ask", *argv])
+
+
+def test_ask_through_a_gateway_writes_the_video_and_reports_each_stage(
+    stack: Any, chatbot_for: Any, served: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    question = tmp_path / "question.wav"
+    question.write_bytes(b"RIFF....WAVEfmt ")
+    output = tmp_path / "out" / "answer.mp4"
+    app = create_app(GatewaySettings(), orchestrator=chatbot_for(stack))
+    with served(app) as gateway:
+        code = run_ask(_args(str(question), "--gateway", gateway.url, "-o", str(output)))
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert output.read_bytes().startswith(b"\x00\x00\x00\x18ftyp")
+    assert output.read_bytes().endswith(b"RIFFParis is the capital of France. It lies on the Seine river.")
+    for stage in ("asr", "llm", "tts", "animation", "total"):
+        assert f"[{stage}]" in err
+    assert 'heard "What is the capital of France?"' in err
+
+
+def test_ask_reports_a_stage_failure_and_exits_1(
+    stack: Any, chatbot_for: Any, served: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack.fail["llm"] = (503, {"error": {"message": "model loading", "type": "unavailable"}})
+    app = create_app(GatewaySettings(), orchestrator=chatbot_for(stack))
+    with served(app) as gateway:
+        code = run_ask(_args("--text", "hi", "--gateway", gateway.url, "-o", str(tmp_path / "a.mp4")))
+    assert code == 1
+    assert "error: gateway: llm: model loading" in capsys.readouterr().err
+    assert not (tmp_path / "a.mp4").exists()
+
+
+@pytest.mark.parametrize("argv", [[], ["q.wav", "--text", "hi"], ["missing.wav"]])
+def test_ask_needs_exactly_one_existing_question(argv: list[str], tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="avatarchat ask:"):
+        run_ask(_args(*[str(tmp_path / a) if a.endswith(".wav") else a for a in argv]))

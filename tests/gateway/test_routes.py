@@ -1,0 +1,190 @@
+from __future__ import annotations
+
+import base64
+import json
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.app import create_app
+from gateway.settings import GatewaySettings
+
+AUDIO = base64.b64encode(b"RIFF....WAVE").decode()
+ANSWER = "Paris is the capital of France. It lies on the Seine river."  # what the test LLM in conftest says
+
+
+@asynccontextmanager
+async def gateway(stack: Any, chatbot_for: Callable[..., Any], **remote: Any) -> AsyncIterator[httpx.AsyncClient]:
+    chatbot = chatbot_for(stack, **remote)
+    app = create_app(GatewaySettings(), orchestrator=chatbot)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw.example:8888") as client:
+            yield client
+    await chatbot.aclose()
+
+
+@pytest.mark.anyio
+async def test_default_answer_is_opeas_json_string_with_the_video_path(stack: Any, chatbot_for: Any) -> None:
+    async with gateway(stack, chatbot_for) as client:
+        response = await client.post("/v1/avatarchatbot", json={"audio": AUDIO, "max_tokens": 64})
+    assert response.status_code == 200
+    assert response.json() == "/outputs/v1.mp4"
+    assert "mp4" in response.text
+
+
+@pytest.mark.anyio
+async def test_detailed_answer_has_transcript_text_gateway_video_url_and_timings(stack: Any, chatbot_for: Any) -> None:
+    async with gateway(stack, chatbot_for) as client:
+        response = await client.post("/v1/avatarchatbot", json={"audio": AUDIO, "detailed": True})
+        body = response.json()
+        video = await client.get(body["video_url"])
+    assert response.status_code == 200, body
+    assert body["transcript"] == "What is the capital of France?"
+    assert body["answer"] == ANSWER
+    assert body["video_url"] == "http://gw.example:8888/v1/videos/v1"
+    assert set(body["timings"]) == {"asr", "llm", "tts", "animation", "total"}
+    assert (body["frames"], body["fps"]) == (38, 25.0)
+    assert video.status_code == 200 and video.content.startswith(b"\x00\x00\x00\x18ftyp")
+    assert video.content.endswith(b"RIFF" + body["answer"].encode())
+
+
+@pytest.mark.anyio
+async def test_parameters_are_mapped_faithfully_to_each_stage(stack: Any, chatbot_for: Any) -> None:
+    request = {
+        "audio": AUDIO, "temperature": 0, "top_p": 0.5, "top_k": 3, "repetition_penalty": 1.2,
+        "presence_penalty": 0.4, "frequency_penalty": 0.3, "voice": "joe", "avatar": "anna",
+        "inference_mode": "wav2lip_gan", "fps": 20, "language": "en", "seed": 7,
+        "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}],
+    }  # fmt: skip
+    async with gateway(stack, chatbot_for) as client:
+        response = await client.post("/v1/avatarchatbot", json=request)
+    assert response.status_code == 200, response.text
+    assert stack.seen["asr"] == [{"audio": AUDIO, "language": "en"}]
+    llm = stack.seen["llm"][0]
+    assert llm["temperature"] == 0 and llm["top_p"] == 0.5 and llm["top_k"] == 3
+    assert llm["repetition_penalty"] == 1.2 and llm["presence_penalty"] == 0.4 and llm["frequency_penalty"] == 0.3
+    assert llm["max_tokens"] == 128 and llm["seed"] == 7 and llm["stream"] is False
+    assert llm["messages"] == [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": "What is the capital of France?"},
+    ]
+    assert stack.seen["tts"] == [{"text": ANSWER, "voice": "joe"}]
+    animation = stack.seen["animation"][0]
+    assert (animation["avatar"], animation["inference_mode"], animation["fps"]) == ("anna", "wav2lip_gan", 20)
+
+
+@pytest.mark.anyio
+async def test_text_input_skips_asr_and_default_voice_is_the_services(stack: Any, chatbot_for: Any) -> None:
+    async with gateway(stack, chatbot_for) as client:
+        response = await client.post("/v1/avatarchatbot", json={"text": "Where is Paris?", "detailed": True})
+    body = response.json()
+    assert response.status_code == 200, body
+    assert stack.seen["asr"] == []
+    assert body["transcript"] == "Where is Paris?"
+    assert "asr" not in body["timings"]
+    assert stack.seen["llm"][0]["messages"][-1] == {"role": "user", "content": "Where is Paris?"}
+    assert "voice" not in stack.seen["tts"][0]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("payload", "param"),
+    [({}, None), ({"text": "   "}, "text"), ({"audio": AUDIO, "temperature": -1}, "temperature"),
+     ({"audio": AUDIO, "fps": 0}, "fps"), ({"audio": AUDIO, "messages": [{"role": "bot", "content": "x"}]}, None)],
+)  # fmt: skip
+async def test_bad_input_is_400_in_the_envelope(stack: Any, chatbot_for: Any, payload: Any, param: Any) -> None:
+    async with gateway(stack, chatbot_for) as client:
+        response = await client.post("/v1/avatarchatbot", json=payload)
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "invalid_request"
+    assert response.json()["error"]["param"] == param
+    assert stack.seen["asr"] == [] and stack.seen["llm"] == []
+
+
+@pytest.mark.anyio
+async def test_downstream_4xx_is_the_same_status_naming_the_stage(stack: Any, chatbot_for: Any) -> None:
+    stack.fail["tts"] = (422, {"error": {"message": "voice not found", "type": "unprocessable", "param": "voice"}})
+    async with gateway(stack, chatbot_for) as client:
+        response = await client.post("/v1/avatarchatbot", json={"audio": AUDIO, "voice": "nobody"})
+    assert response.status_code == 422
+    assert response.json()["error"]["message"].startswith("tts: voice not found")
+    assert stack.seen["animation"] == []
+
+
+@pytest.mark.anyio
+async def test_silence_is_a_400_saying_no_speech(stack: Any, chatbot_for: Any) -> None:
+    stack.apps["asr"].router.routes.clear()
+
+    @stack.apps["asr"].post("/v1/asr")
+    async def silent() -> dict[str, str]:
+        return {"asr_result": " "}
+
+    async with gateway(stack, chatbot_for) as client:
+        response = await client.post("/v1/avatarchatbot", json={"audio": AUDIO})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "no_speech"
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.anyio
+async def test_unreachable_stage_is_503_naming_it(stack: Any, chatbot_for: Any) -> None:
+    async with gateway(stack, chatbot_for, animation=("127.0.0.1", _closed_port())) as client:
+        response = await client.post("/v1/avatarchatbot", json={"audio": AUDIO})
+    assert response.status_code == 503
+    assert response.json()["error"]["message"].startswith("animation: unreachable")
+
+
+def _events(text: str) -> list[tuple[str, Any]]:
+    out = []
+    for block in text.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines())
+        data = lines["data"]
+        out.append((lines.get("event", "message"), data if data == "[DONE]" else json.loads(data)))
+    return out
+
+
+@pytest.mark.anyio
+async def test_stream_sends_transcript_deltas_ordered_segments_and_done(stack: Any, chatbot_for: Any) -> None:
+    async with gateway(stack, chatbot_for) as client:
+        response = await client.post("/v1/avatarchatbot/stream", json={"audio": AUDIO, "temperature": 0})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = _events(response.text)
+    kinds = [kind for kind, _ in events]
+    assert kinds[0] == "transcript" and events[0][1] == {"text": "What is the capital of France?"}
+    assert kinds[-2:] == ["done", "message"] and events[-1][1] == "[DONE]"
+    deltas = "".join(data["delta"] for kind, data in events if kind == "answer")
+    assert deltas.strip() == ANSWER
+    segments = [data for kind, data in events if kind == "segment"]
+    assert [s["index"] for s in segments] == [0, 1]
+    assert [s["text"] for s in segments] == ["Paris is the capital of France.", "It lies on the Seine river."]
+    assert all(s["video_url"].startswith("http://gw.example:8888/v1/videos/") for s in segments)
+    assert stack.seen["llm"][0]["stream"] is True
+    done = events[-2][1]
+    assert done["segments"] == 2 and done["answer"].strip() == deltas.strip()
+    assert {"asr", "llm", "tts", "animation", "total"} <= set(done["timings"])
+
+
+@pytest.mark.anyio
+async def test_stream_failure_after_start_is_an_in_band_error_event(stack: Any, chatbot_for: Any) -> None:
+    stack.fail["animation"] = (500, {"error": {"message": "render crashed", "type": "internal"}})
+    async with gateway(stack, chatbot_for) as client:
+        response = await client.post("/v1/avatarchatbot/stream", json={"text": "Where is Paris?"})
+    events = _events(response.text)
+    assert response.status_code == 200
+    assert events[0] == ("transcript", {"text": "Where is Paris?"})
+    kind, data = events[-1]
+    assert kind == "error"
+    assert data["error"]["type"] == "upstream"
+    assert data["error"]["message"].startswith("animation: render crashed")
