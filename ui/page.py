@@ -1,0 +1,195 @@
+"""The Gradio page: ask by voice or text, pick or upload an avatar, watch the answer with progress per stage."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import gradio as gr
+
+from ui.client import Avatar, GatewayClient, GatewayError, Question, avatar_preview
+from ui.settings import UiSettings
+from ui.video import join_segments
+
+logger = logging.getLogger(__name__)
+
+MODES = ["wav2lip_gan", "wav2lip", "wav2lip+gfpgan"]
+ClientFactory = Callable[[], GatewayClient]
+
+
+@dataclass
+class Progress:
+    """What the page shows while an answer is being made."""
+
+    transcript: str = ""
+    answer: str = ""
+    segments: list[Path] = field(default_factory=list)
+    status: str = "Asking…"
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def status_markdown(self) -> str:
+        """Stage, then the time each stage took once known."""
+        lines = [self.status]
+        if self.timings:
+            lines.append(" · ".join(f"{stage}: {seconds:.2f} s" for stage, seconds in self.timings.items()))
+        return "\n\n".join(lines)
+
+
+def _read_b64(path: str) -> str:
+    return base64.b64encode(Path(path).read_bytes()).decode()
+
+
+class Page:
+    """The page's handlers, bound to a gateway client factory and settings (no globals)."""
+
+    def __init__(self, *, settings: UiSettings, client: ClientFactory, work_dir: Path) -> None:
+        """Bind the handlers."""
+        self.settings = settings
+        self.client = client
+        self.work_dir = work_dir
+
+    async def avatar_gallery(self) -> tuple[list[tuple[str, str]], list[Avatar]]:
+        """The gallery items (preview path, caption) and the avatars in the same order."""
+        async with self.client() as client:
+            avatars = await client.avatars()
+            folder = Path(await anyio.to_thread.run_sync(lambda: tempfile.mkdtemp(dir=self.work_dir)))
+            items = []
+            for avatar in avatars:
+                preview = await avatar_preview(client, avatar, folder / f"{avatar.id}.png")
+                if preview is not None:
+                    items.append((str(preview), avatar.name))
+        return items, avatars
+
+    async def ask(
+        self,
+        audio_path: str | None,
+        text: str,
+        avatar: str | None,
+        mode: str,
+        fps: float,
+        voice: str,
+        history: list[tuple[str, str]],
+    ) -> AsyncIterator[tuple[Any, ...]]:
+        """Run one question; yields (video, transcript, answer, status, chat, history) as events arrive."""
+        progress = Progress()
+        chat = _chat(history)
+        if not audio_path and not text.strip():
+            yield None, "", "", "**Error:** record or upload a question, or type one.", chat, history
+            return
+        question = Question(
+            audio_b64=await anyio.to_thread.run_sync(_read_b64, audio_path) if audio_path else None,
+            text=text.strip() or None if not audio_path else None,
+            avatar=avatar or None,
+            inference_mode=mode or None,
+            fps=fps or None,
+            voice=voice.strip() or None,
+            history=tuple(history[-self.settings.history_turns :]) if self.settings.history_turns else (),
+        )
+        request_dir = Path(await anyio.to_thread.run_sync(lambda: tempfile.mkdtemp(dir=self.work_dir)))
+        try:
+            async with self.client() as client:
+                async for event in client.ask(question):
+                    _apply(progress, event.event, event.data)
+                    if event.event == "segment":
+                        target = request_dir / f"segment-{len(progress.segments):03d}.mp4"
+                        progress.segments.append(await client.download(event.data["video_url"], target))
+                    yield None, progress.transcript, progress.answer, progress.status_markdown(), chat, history
+            video = await anyio.to_thread.run_sync(join_segments, progress.segments, request_dir / "answer.mp4")
+            history = [*history, (progress.transcript, progress.answer)]
+            progress.status = f"Done: {len(progress.segments)} segment(s)."
+            yield str(video), progress.transcript, progress.answer, progress.status_markdown(), _chat(history), history
+        except GatewayError as exc:
+            # The server's own words, as it said them.
+            message = f"**Error:** {exc.message}"
+            yield None, progress.transcript, progress.answer, message, chat, history
+        finally:
+            # Gradio has copied the returned video into its own cache by now.
+            await anyio.to_thread.run_sync(lambda: shutil.rmtree(request_dir, ignore_errors=True))
+
+    async def upload(self, file_path: str | None) -> tuple[str, Any]:
+        """Register an uploaded image or video as an avatar and select it."""
+        if not file_path:
+            return "**Error:** choose an image or a short video first.", gr.update()
+        try:
+            async with self.client() as client:
+                avatar = await client.upload_avatar(Path(file_path))
+        except GatewayError as exc:
+            return f"**Error:** {exc.message}", gr.update()
+        _, avatars = await self.avatar_gallery()
+        choices = [(a.name, a.id) for a in avatars]
+        return f"Avatar **{avatar.name}** registered.", gr.update(choices=choices, value=avatar.id)
+
+
+def _apply(progress: Progress, event: str, data: dict[str, Any]) -> None:
+    if event == "transcript":
+        progress.transcript = str(data.get("text", ""))
+        progress.status = "Heard the question; thinking…"
+    elif event == "answer":
+        progress.answer += str(data.get("delta", ""))
+        progress.status = "Writing the answer…"
+    elif event == "segment":
+        progress.status = f"Animating: segment {int(data.get('index', 0)) + 1} ready."
+    elif event == "done":
+        progress.answer = str(data.get("answer") or progress.answer)
+        progress.timings = {k: float(v) for k, v in (data.get("timings") or {}).items()}
+
+
+def _chat(history: list[tuple[str, str]]) -> list[dict[str, str]]:
+    messages = []
+    for asked, answered in history:
+        messages += [{"role": "user", "content": asked}, {"role": "assistant", "content": answered}]
+    return messages
+
+
+def build_blocks(page: Page) -> gr.Blocks:
+    """Lay out the page and wire the handlers."""
+    blocks: gr.Blocks
+    with gr.Blocks(title="AvatarChatbot") as blocks:
+        history = gr.State([])
+        gr.Markdown("# AvatarChatbot\nAsk by voice or text; the avatar answers.")
+        with gr.Row():
+            with gr.Column():
+                audio = gr.Audio(sources=["microphone", "upload"], type="filepath", label="Ask by voice")
+                text = gr.Textbox(label="…or type a question", elem_id="question")
+                ask = gr.Button("Ask", variant="primary", elem_id="ask")
+                with gr.Accordion("Avatar", open=True):
+                    gallery = gr.Gallery(label="Avatars", columns=4, height=180, allow_preview=False)
+                    avatar = gr.Dropdown(label="Avatar", choices=[], value=None, elem_id="avatar")
+                    upload = gr.File(label="New avatar (image or short video)", file_types=["image", "video"])
+                    add = gr.Button("Add avatar")
+                with gr.Accordion("Options", open=False):
+                    mode = gr.Dropdown(label="Animation", choices=MODES, value=MODES[0])
+                    fps = gr.Slider(label="Frames per second", minimum=5, maximum=30, step=1, value=25)
+                    voice = gr.Textbox(label="Voice", value="", placeholder="the service's default")
+            with gr.Column():
+                video = gr.Video(label="Answer", autoplay=True, elem_id="answer-video")
+                status = gr.Markdown("", elem_id="status")
+                transcript = gr.Textbox(label="You asked", interactive=False, elem_id="transcript")
+                answer = gr.Textbox(label="Answer", interactive=False, elem_id="answer-text")
+                chat = gr.Chatbot(label="Conversation", height=240)
+
+        async def load() -> tuple[Any, Any, str]:
+            try:
+                items, avatars = await page.avatar_gallery()
+            except GatewayError as exc:
+                return gr.update(), gr.update(), f"**Error:** {exc.message}"
+            value = avatars[0].id if avatars else None
+            return items, gr.update(choices=[(a.name, a.id) for a in avatars], value=value), ""
+
+        blocks.load(load, outputs=[gallery, avatar, status])
+        ask.click(
+            page.ask,
+            inputs=[audio, text, avatar, mode, fps, voice, history],
+            outputs=[video, transcript, answer, status, chat, history],
+            api_name="ask",
+        )
+        add.click(page.upload, inputs=[upload], outputs=[status, avatar]).then(load, outputs=[gallery, avatar, status])
+    return blocks
