@@ -16,6 +16,7 @@ SERVICES: dict[str, str] = {
     "asr": "comps.asr.app",
     "tts": "comps.tts.app",
     "llm": "comps.llm.app",
+    "animation": "comps.animation.app",
     "gateway": "gateway.app",
     "ui": "ui.app",
 }
@@ -27,6 +28,9 @@ DOWNLOADS: dict[str, str] = {
     "piper": "comps.tts.download:download_piper",
     "speecht5": "comps.tts.download:download_speecht5",
     "llm": "comps.llm.download:download_llm",
+    "wav2lip": "comps.animation.download:download_wav2lip",
+    "gfpgan": "comps.animation.download:download_gfpgan",
+    "sadtalker": "comps.animation.download:download_sadtalker",
 }
 
 # Whole-stack commands live with the gateway; each is "module:function" taking the parsed args.

@@ -75,6 +75,16 @@ class ServiceSettings(BaseSettings):
 S = TypeVar("S", bound=ServiceSettings)
 
 
+def _variable_names(cls: type[ServiceSettings], location: str, prefix: str) -> str:
+    """The environment variable(s) a failing field is read from: `PREFIX_FIELD`, or every alias it accepts."""
+    for name, info in cls.model_fields.items():
+        alias = info.validation_alias
+        choices = [str(c) for c in alias.choices] if isinstance(alias, AliasChoices) else []
+        if location == name or location in choices:
+            return " / ".join(choices) if choices else f"{prefix}{name}".upper()
+    return location.upper()
+
+
 def load_settings(cls: type[S], **overrides: Any) -> S:
     """Build a settings class, turning a validation failure into a SettingsError naming the variable."""
     try:
@@ -83,7 +93,6 @@ def load_settings(cls: type[S], **overrides: Any) -> S:
         prefix = cls.model_config.get("env_prefix", "")
         problems = []
         for err in exc.errors():
-            field = ".".join(str(p) for p in err["loc"])
-            variable = f"{prefix}{field}".upper()
+            variable = _variable_names(cls, str(err["loc"][0]) if err["loc"] else "", prefix)
             problems.append(f"{variable}: {err['msg']} (got {err.get('input')!r})")
         raise SettingsError(f"invalid {cls.__name__}: " + "; ".join(problems)) from exc

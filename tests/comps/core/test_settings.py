@@ -50,3 +50,16 @@ def test_bad_enum_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DEMO_DEVICE", "tpu")
     with pytest.raises(SettingsError, match="DEMO_DEVICE"):
         load_settings(DemoSettings)
+
+
+class AliasedSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="ANIM_")
+
+    mode: int = Field(default=1, validation_alias=env_alias("ANIM_MODE", "INFERENCE_MODE"))
+
+
+def test_bad_aliased_value_names_the_variable_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INFERENCE_MODE", "fast")
+    with pytest.raises(SettingsError) as err:
+        load_settings(AliasedSettings)
+    assert "ANIM_MODE / INFERENCE_MODE:" in str(err.value) and "ANIM_INFERENCE_MODE" not in str(err.value)

@@ -1,0 +1,189 @@
+"""The animation service app: OPEA's /v1/animation and /v1/wav2lip, avatars, and videos served with HTTP Range."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+import anyio.to_thread
+from fastapi import FastAPI, File, Form, Request, Response, UploadFile
+from fastapi.responses import FileResponse
+
+from comps.animation.avatars import DEFAULT_ID, AvatarInfo, AvatarRegistry
+from comps.animation.backends import BACKENDS
+from comps.animation.backends.base import AnimationBackend, LoadContext
+from comps.animation.detect import RETINAFACE, FaceDetector, HaarDetector, RetinaFaceDetector
+from comps.animation.schemas import (
+    AnimationRequest,
+    AnimationResponse,
+    AvatarList,
+    AvatarOut,
+    Wav2LipRequest,
+    Wav2LipResponse,
+)
+from comps.animation.service import AnimationService, Rendered
+from comps.animation.settings import AnimationSettings
+from comps.animation.store import OutputStore
+from comps.core.app import create_service_app, require_ready
+from comps.core.device import resolve_device
+from comps.core.limits import InferenceQueue
+from comps.core.settings import load_settings
+from comps.core.weights import resolve_weight
+
+logger = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+
+
+def build_detector(settings: AnimationSettings) -> FaceDetector:
+    """The configured face detector; RetinaFace's weights are resolved like any checkpoint (never a silent download)."""
+    if settings.face_detector == "haar":
+        return HaarDetector()
+    path = resolve_weight(
+        RETINAFACE, explicit=settings.checkpoint_dir, cache_dir=settings.model_cache_dir, offline=settings.offline
+    )
+    device = "cuda" if settings.device == "cuda" else "cpu"  # detection runs once per avatar: CPU is enough elsewhere
+    return RetinaFaceDetector.load(path, device=device)
+
+
+def load_service(settings: AnimationSettings, backend: AnimationBackend | None) -> AnimationService:
+    """Load every enabled mode, the detector, the avatars (the default one detected now) and the store; blocking."""
+    if settings.outfile is not None:
+        logger.info(
+            "OUTFILE=%s is ignored: each video is stored under its own id in %s", settings.outfile, settings.output_dir
+        )
+    if backend is None:
+        context = LoadContext(settings=settings, device=resolve_device(settings.device))
+        backends: dict[str, AnimationBackend] = {mode: BACKENDS[mode](context) for mode in settings.modes}
+    else:
+        backends = {settings.inference_mode: backend}
+    registry = AvatarRegistry(
+        root=settings.avatar_dir,
+        detector=build_detector(settings),
+        max_frames=settings.avatar_max_frames,
+        max_side=settings.avatar_max_side,
+        cache_size=settings.max_avatars_cached,
+    )
+    if settings.face is not None:
+        registry.register_default(settings.face)
+    store = OutputStore(root=settings.output_dir, retention=settings.retention)
+    queue = InferenceQueue(concurrency=settings.max_concurrency, max_waiting=settings.max_queue)
+    return AnimationService(settings=settings, backends=backends, registry=registry, store=store, queue=queue)
+
+
+def create_app(settings: AnimationSettings | None = None, backend: AnimationBackend | None = None) -> FastAPI:
+    """Build the animation app.
+
+    Args:
+        settings: the service settings; read from the environment when None.
+        backend: a loaded backend serving the default mode only (tests); when None, every mode in
+            `settings.modes` is loaded at start-up through `BACKENDS`.
+    """
+    settings = settings or load_settings(AnimationSettings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        logger.info("loading animation modes %s", ", ".join(settings.modes))
+        app.state.animation = await anyio.to_thread.run_sync(load_service, settings, backend)
+        app.state.readiness.set_ready()
+        yield
+
+    app = create_service_app(
+        name="animation",
+        description="Lip-synced talking-head video (Wav2Lip, Wav2Lip-GAN, GFPGAN), OPEA-compatible",
+        version=VERSION,
+        settings=settings,
+        lifespan=lifespan,
+    )
+
+    def service(request: Request) -> AnimationService:
+        require_ready(request.app)
+        animation: AnimationService = request.app.state.animation
+        return animation
+
+    def base_url(request: Request) -> str:
+        return (settings.public_url or str(request.base_url)).rstrip("/")
+
+    def avatar_out(info: AvatarInfo, request: Request) -> AvatarOut:
+        return AvatarOut(
+            id=info.id,
+            name=info.name,
+            kind=info.kind,
+            frames=info.frames,
+            width=info.width,
+            height=info.height,
+            fps=info.fps,
+            default=info.id == DEFAULT_ID,
+            image_url=f"{base_url(request)}/v1/avatars/{info.id}/image",
+        )
+
+    def response(rendered: Rendered, request: Request) -> AnimationResponse:
+        return AnimationResponse(
+            id=rendered.id,
+            video_path=str(rendered.path),
+            video_url=f"{base_url(request)}/v1/videos/{rendered.id}",
+            duration_s=rendered.result.duration_s,
+            frames=rendered.result.frames,
+            fps=rendered.result.fps,
+        )
+
+    @app.post("/v1/animation", tags=["animation"], response_model=AnimationResponse)
+    async def animation(body: AnimationRequest, request: Request) -> AnimationResponse:
+        """OPEA: base64 speech in, a lip-synced MP4 (H.264 + AAC) out, by id, path and URL."""
+        rendered = await service(request).animate(
+            body.byte_str, avatar=body.avatar, mode=body.inference_mode, fps=body.fps, param="byte_str"
+        )
+        return response(rendered, request)
+
+    @app.post("/v1/wav2lip", tags=["animation"], response_model=Wav2LipResponse)
+    async def wav2lip(body: Wav2LipRequest, request: Request) -> Wav2LipResponse:
+        """OPEA's Wav2Lip server: base64 audio in, the video's path out (default avatar and mode)."""
+        rendered = await service(request).animate(body.audio, avatar=None, mode=None, fps=None, param="audio")
+        return Wav2LipResponse(wav2lip_result=str(rendered.path))
+
+    @app.post("/v1/avatars", tags=["avatars"], status_code=201, response_model=AvatarOut)
+    async def register_avatar(
+        request: Request,
+        file: Annotated[UploadFile, File(description="an image or a short video of one face")],
+        name: Annotated[str | None, Form(description="display name; the file name when absent")] = None,
+    ) -> AvatarOut:
+        """Register an image or short video: the face is detected once, here; 422 when there is none."""
+        animation = service(request)
+        data = await file.read()
+        label = name or (file.filename or "").rsplit(".", 1)[0] or None
+        avatar = await animation.queue.run(lambda: animation.registry.register(data, name=label))
+        return avatar_out(avatar.info, request)
+
+    @app.get("/v1/avatars", tags=["avatars"], response_model=AvatarList)
+    async def list_avatars(request: Request) -> AvatarList:
+        """Every avatar, the default first."""
+        return AvatarList(avatars=[avatar_out(i, request) for i in service(request).registry.list()])
+
+    @app.get("/v1/avatars/{avatar_id}", tags=["avatars"], response_model=AvatarOut)
+    async def get_avatar(avatar_id: str, request: Request) -> AvatarOut:
+        """One avatar."""
+        return avatar_out(service(request).registry.info(avatar_id, param="id"), request)
+
+    @app.delete("/v1/avatars/{avatar_id}", tags=["avatars"], status_code=204)
+    async def delete_avatar(avatar_id: str, request: Request) -> Response:
+        """Remove an uploaded avatar (not `default`)."""
+        registry = service(request).registry
+        await anyio.to_thread.run_sync(registry.delete, avatar_id)
+        return Response(status_code=204)
+
+    @app.get("/v1/avatars/{avatar_id}/image", tags=["avatars"], response_class=Response)
+    async def avatar_image(avatar_id: str, request: Request) -> Response:
+        """A PNG preview of the avatar's first frame (the UI's gallery)."""
+        registry = service(request).registry
+        png = await anyio.to_thread.run_sync(registry.preview_png, avatar_id)
+        return Response(content=png, media_type="image/png")
+
+    @app.get("/v1/videos/{video_id}", tags=["videos"], response_class=FileResponse)
+    async def video(video_id: str, request: Request) -> FileResponse:
+        """A rendered MP4; HTTP Range requests get 206 partial content, so players can seek."""
+        path = service(request).store.path(video_id)
+        return FileResponse(path, media_type="video/mp4")
+
+    return app

@@ -1,0 +1,247 @@
+"""The avatar registry: uploads detected once, persisted under the avatar dir, face tracks cached in memory.
+
+On disk, one folder per avatar: `source` (the uploaded bytes), `track.npz` (padded boxes, GFPGAN
+affines, fps) and `meta.json`. Loading an avatar decodes `source` again and reuses the stored
+track, so a request never re-detects a face.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from comps.animation.detect import FaceDetector, NoFaceError, build_track
+from comps.animation.media import AvatarKind, Media, decode_media
+from comps.animation.track import FaceTrack
+from comps.core.errors import InvalidRequest, NotFound, Unprocessable
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ID = "default"
+AVATAR_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+PREVIEW_SIDE = 320  # longer side of the gallery preview PNG, in pixels
+MAX_NAME = 100
+
+
+@dataclass(frozen=True)
+class AvatarInfo:
+    """What the API tells about an avatar."""
+
+    id: str
+    name: str
+    kind: AvatarKind
+    frames: int
+    width: int
+    height: int
+    fps: float | None
+    created: float  # Unix time
+
+
+@dataclass(frozen=True)
+class Avatar:
+    """A registered avatar and its cached face track."""
+
+    info: AvatarInfo
+    track: FaceTrack
+
+
+def check_id(avatar_id: str, *, param: str = "avatar") -> str:
+    """Refuse ids that are not lowercase letters, digits, `_` and `-` (so an id never names a path)."""
+    if not AVATAR_ID.fullmatch(avatar_id):
+        raise InvalidRequest(
+            f"{param} must be an avatar id ({AVATAR_ID.pattern}), got {avatar_id[:80]!r}",
+            param=param,
+            code="invalid_avatar_id",
+        )
+    return avatar_id
+
+
+class AvatarRegistry:
+    """Registered avatars; blocking methods (call them from a worker thread)."""
+
+    def __init__(self, *, root: Path, detector: FaceDetector, max_frames: int, max_side: int, cache_size: int) -> None:
+        """Open (and create) the avatar folder and read every avatar's metadata (not its frames)."""
+        self.root = root
+        self.detector = detector
+        self.max_frames = max_frames
+        self.max_side = max_side
+        self.cache_size = cache_size
+        self._lock = threading.Lock()
+        self._tracks: OrderedDict[str, FaceTrack] = OrderedDict()  # least recently used first
+        self._default: Avatar | None = None
+        root.mkdir(parents=True, exist_ok=True)
+        self._infos: dict[str, AvatarInfo] = {}
+        for meta in sorted(root.glob("*/meta.json")):
+            try:
+                info = AvatarInfo(**json.loads(meta.read_text()))
+            except (OSError, ValueError, TypeError) as exc:
+                logger.warning("skipping unreadable avatar %s: %s", meta.parent, exc)
+                continue
+            self._infos[info.id] = info
+        for stale in root.glob(".tmp-*"):  # half-written registrations from a crash
+            shutil.rmtree(stale, ignore_errors=True)
+
+    def _detect(self, data: bytes, *, param: str) -> tuple[Media, FaceTrack]:
+        media = decode_media(data, max_frames=self.max_frames, max_side=self.max_side, param=param)
+        try:
+            track = build_track(media.frames, self.detector, fps=media.fps)
+        except NoFaceError as exc:
+            raise Unprocessable(f"{param}: {exc}", param=param, code="no_face") from exc
+        return media, track
+
+    def register(self, data: bytes, *, name: str | None) -> Avatar:
+        """Decode, detect and persist an uploaded image or video under a new id.
+
+        Raises:
+            InvalidRequest: not an image/video, corrupt, too small. Unprocessable: no face in it.
+        """
+        media, track = self._detect(data, param="file")
+        avatar_id = uuid.uuid4().hex[:12]
+        height, width = track.size
+        info = AvatarInfo(
+            id=avatar_id,
+            name=(name or avatar_id)[:MAX_NAME],
+            kind=media.kind,
+            frames=len(track.frames),
+            width=width,
+            height=height,
+            fps=track.fps,
+            created=time.time(),
+        )
+        staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.root))
+        try:
+            (staging / "source").write_bytes(data)
+            np.savez(staging / "track.npz", boxes=track.boxes, align=_align(track), fps=np.float64(track.fps or 0))
+            (staging / "meta.json").write_text(json.dumps(asdict(info)))
+            staging.rename(self.root / avatar_id)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        with self._lock:
+            self._infos[avatar_id] = info
+            self._remember(avatar_id, track)
+        logger.info("registered avatar %s (%s, %d frames, %dx%d)", avatar_id, media.kind, info.frames, width, height)
+        return Avatar(info=info, track=track)
+
+    def register_default(self, path: Path) -> Avatar:
+        """Register the operator's `FACE` file as `default` (in memory only, detected at each start).
+
+        Raises:
+            FileNotFoundError: the file is missing. ValueError: it is not a usable avatar.
+        """
+        if not path.is_file():
+            raise FileNotFoundError(f"FACE/ANIMATION_FACE names {path}, which is not a file")
+        try:
+            media, track = self._detect(path.read_bytes(), param="FACE")
+        except (InvalidRequest, Unprocessable) as exc:
+            raise ValueError(f"the default avatar {path} is not usable: {exc.message}") from exc
+        height, width = track.size
+        info = AvatarInfo(
+            id=DEFAULT_ID,
+            name=path.stem[:MAX_NAME],
+            kind=media.kind,
+            frames=len(track.frames),
+            width=width,
+            height=height,
+            fps=track.fps,
+            created=time.time(),
+        )
+        self._default = Avatar(info=info, track=track)
+        return self._default
+
+    def list(self) -> list[AvatarInfo]:
+        """Every avatar, the default first, then by registration time."""
+        with self._lock:
+            infos = sorted(self._infos.values(), key=lambda i: i.created)
+        return ([self._default.info] if self._default else []) + infos
+
+    def info(self, avatar_id: str, *, param: str = "avatar") -> AvatarInfo:
+        """An avatar's metadata (cheap).
+
+        Raises:
+            InvalidRequest: a malformed id. NotFound: no such avatar.
+        """
+        check_id(avatar_id, param=param)
+        if avatar_id == DEFAULT_ID and self._default is not None:
+            return self._default.info
+        with self._lock:
+            found = self._infos.get(avatar_id)
+        if found is None:
+            raise NotFound(f"avatar {avatar_id!r} does not exist", param=param, code="avatar_not_found")
+        return found
+
+    def get(self, avatar_id: str, *, param: str = "avatar") -> Avatar:
+        """An avatar with its face track, loaded from disk when not cached (no detection)."""
+        info = self.info(avatar_id, param=param)
+        if avatar_id == DEFAULT_ID and self._default is not None:
+            return self._default
+        with self._lock:
+            track = self._tracks.get(avatar_id)
+            if track is not None:
+                self._tracks.move_to_end(avatar_id)
+        if track is None:
+            track = self._load(info)
+            with self._lock:
+                self._remember(avatar_id, track)
+        return Avatar(info=info, track=track)
+
+    def delete(self, avatar_id: str) -> None:
+        """Remove an avatar and its files; the default avatar cannot be removed."""
+        if avatar_id == DEFAULT_ID:
+            raise InvalidRequest("the default avatar cannot be deleted", param="id", code="default_avatar")
+        self.info(avatar_id, param="id")
+        with self._lock:
+            self._infos.pop(avatar_id, None)
+            self._tracks.pop(avatar_id, None)
+        shutil.rmtree(self.root / avatar_id, ignore_errors=True)
+
+    def preview_png(self, avatar_id: str) -> bytes:
+        """The avatar's first frame as a PNG, at most `PREVIEW_SIDE` pixels on its longer side."""
+        frame = self.get(avatar_id, param="id").track.frames[0]
+        height, width = frame.shape[:2]
+        scale = min(1.0, PREVIEW_SIDE / max(height, width))
+        if scale < 1:
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            frame = np.asarray(cv2.resize(frame, size, interpolation=cv2.INTER_AREA), np.uint8)
+        ok, png = cv2.imencode(".png", frame)
+        if not ok:
+            raise RuntimeError("PNG encoding failed")
+        return bytes(png.tobytes())
+
+    def _remember(self, avatar_id: str, track: FaceTrack) -> None:
+        """Cache a track, dropping the least recently used beyond `cache_size` (caller holds the lock)."""
+        self._tracks[avatar_id] = track
+        self._tracks.move_to_end(avatar_id)
+        while len(self._tracks) > self.cache_size:
+            self._tracks.popitem(last=False)
+
+    def _load(self, info: AvatarInfo) -> FaceTrack:
+        """Decode the stored source and attach the stored track; re-detect if the decoding limits changed."""
+        folder = self.root / info.id
+        media = decode_media(
+            (folder / "source").read_bytes(), max_frames=self.max_frames, max_side=self.max_side, param="avatar"
+        )
+        with np.load(folder / "track.npz") as stored:
+            boxes, align, fps = stored["boxes"], stored["align"], float(stored["fps"])
+        height, width = media.frames[0].shape[:2]
+        if boxes.shape[0] != len(media.frames) or (height, width) != (info.height, info.width):
+            logger.info("avatar %s: decoding limits changed since registration; detecting again", info.id)
+            return build_track(media.frames, self.detector, fps=media.fps)
+        return FaceTrack(frames=media.frames, boxes=boxes.astype(np.int64), fps=fps or None, align=align)
+
+
+def _align(track: FaceTrack) -> np.ndarray:
+    assert track.align is not None  # build_track always aligns
+    return track.align

@@ -1,0 +1,13 @@
+"""Inference modes: ONE mapping from a mode name (`inference_mode`) to the factory that loads it."""
+
+from __future__ import annotations
+
+from comps.animation.backends import wav2lip
+from comps.animation.backends.base import BackendFactory
+
+# A new mode (e.g. "sadtalker") is one entry here (and its name in settings.ModeName).
+BACKENDS: dict[str, BackendFactory] = {
+    "wav2lip": wav2lip.plain,
+    "wav2lip_gan": wav2lip.gan,
+    "wav2lip+gfpgan": wav2lip.gan_with_gfpgan,
+}

@@ -1,0 +1,108 @@
+"""Animation service settings: modes, checkpoints, avatars, outputs, rendering (env prefix `ANIMATION_`).
+
+OPEA's Wav2Lip variables are honoured as aliases: `DEVICE`, `INFERENCE_MODE`, `CHECKPOINT_PATH`,
+`FACE`, `FACESIZE`, `OUTFILE`, `GFPGAN_MODEL_VERSION`, `UPSCALE_FACTOR`, `FPS`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BeforeValidator, Field, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from comps.core.settings import DeviceName, EnvBool, ServiceSettings, env_alias
+
+ModeName = Literal["wav2lip", "wav2lip_gan", "wav2lip+gfpgan"]
+DetectorName = Literal["haar", "retinaface"]
+
+# OPEA's INFERENCE_MODE spellings -> ours. `sadtalker` joins here and in `backends.BACKENDS` later.
+MODE_ALIASES: dict[str, str] = {"wav2lip_only": "wav2lip"}
+
+
+def _mode(value: object) -> object:
+    if isinstance(value, str):
+        value = value.strip().lower()
+        return MODE_ALIASES.get(value, value)
+    return value
+
+
+def _modes(value: object) -> object:
+    """`ANIMATION_MODES=wav2lip_gan,wav2lip+gfpgan` (comma-separated) or a list."""
+    if isinstance(value, str):
+        value = [part for part in value.split(",") if part.strip()]
+    if isinstance(value, list | tuple):
+        return [_mode(v) for v in value]
+    return value
+
+
+Mode = Annotated[ModeName, BeforeValidator(_mode)]
+
+
+class AnimationSettings(ServiceSettings):
+    """Everything the animation process reads from its environment.
+
+    Weights are found in `checkpoint_dir` (when set), then in the model cache
+    (`avatarchat download wav2lip` / `avatarchat download gfpgan`); a missing one stops start-up
+    with a message naming the file.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ANIMATION_")
+
+    port: int = Field(default=9066, ge=1, le=65535, validation_alias=env_alias("ANIMATION_PORT"))
+    device: DeviceName = Field(default="auto", validation_alias=env_alias("ANIMATION_DEVICE", "DEVICE"))
+    # The mode of a request that names none; OPEA's `wav2lip_only` means `wav2lip`.
+    inference_mode: Mode = Field(
+        default="wav2lip", validation_alias=env_alias("ANIMATION_INFERENCE_MODE", "INFERENCE_MODE")
+    )
+    # Further modes loaded at start-up and selectable per request (the default mode is always loaded).
+    modes: Annotated[list[Mode], NoDecode, BeforeValidator(_modes)] = Field(default_factory=list)
+    # A Wav2Lip .pth file for the default mode (OPEA's meaning); other modes use checkpoint_dir / the cache.
+    checkpoint_path: Path | None = Field(
+        default=None, validation_alias=env_alias("ANIMATION_CHECKPOINT_PATH", "CHECKPOINT_PATH")
+    )
+    # A folder holding wav2lip.pth, wav2lip_gan.pth, GFPGANv1.4.pth, detection_Resnet50_Final.pth.
+    checkpoint_dir: Path | None = None
+    fp8_config: Path | None = Field(
+        default=None,
+        validation_alias=env_alias("ANIMATION_FP8_CONFIG", "QUANT_CONFIG"),
+        description="Intel Neural Compressor FP8 config (JSON, Gaudi) applied to Wav2Lip; unset: none",
+    )
+    # Only the versions built on GFPGANv1Clean with v1.4's hyper-parameters load into our enhancer.
+    gfpgan_model_version: Literal["1.3", "1.4"] = Field(
+        default="1.4", validation_alias=env_alias("ANIMATION_GFPGAN_MODEL_VERSION", "GFPGAN_MODEL_VERSION")
+    )
+    upscale_factor: int = Field(
+        default=1, ge=1, le=4, validation_alias=env_alias("ANIMATION_UPSCALE_FACTOR", "UPSCALE_FACTOR")
+    )
+    # Output frame rate when the request names none (a video avatar's own rate wins over it).
+    fps: float = Field(default=25.0, gt=0, le=60, validation_alias=env_alias("ANIMATION_FPS", "FPS"))
+    # The default avatar (image or short video), registered at start-up as id `default`. Unset: no
+    # default, and every request must name an `avatar`.
+    face: Path | None = Field(default=None, validation_alias=env_alias("ANIMATION_FACE", "FACE"))
+    # OPEA's FACESIZE is Wav2Lip's fixed 96-pixel face input; accepted, and only 96 makes sense.
+    facesize: int = Field(default=96, ge=96, le=96, validation_alias=env_alias("ANIMATION_FACESIZE", "FACESIZE"))
+    # OPEA's OUTFILE (one shared result path) is accepted and ignored: each video gets its own id in output_dir.
+    outfile: Path | None = Field(default=None, validation_alias=env_alias("ANIMATION_OUTFILE", "OUTFILE"))
+    face_detector: DetectorName = "haar"
+    avatar_dir: Path = Field(default=Path.home() / ".local" / "share" / "avatarchat" / "avatars")
+    output_dir: Path = Field(default=Path.home() / ".local" / "share" / "avatarchat" / "videos")
+    retention: int = Field(default=100, ge=1, le=100_000, description="videos kept; the oldest go first")
+    public_url: str | None = Field(default=None, description="base of video_url; the request's base URL when unset")
+    max_audio_seconds: float = Field(default=120.0, gt=0, le=3600)
+    # A video avatar keeps at most this many frames (5 s at 25 fps): every frame stays in memory.
+    avatar_max_frames: int = Field(default=125, ge=1, le=1000)
+    # Larger avatars are scaled down so their longer side is this many pixels (render cost grows with area).
+    avatar_max_side: int = Field(default=1024, ge=96, le=4096)
+    max_avatars_cached: int = Field(default=8, ge=1, le=1000)
+    batch_size: int = Field(default=16, ge=1, le=512)
+    bf16: EnvBool = False
+    compile: EnvBool = False
+    ffmpeg: str = "ffmpeg"
+
+    @model_validator(mode="after")
+    def _default_mode_first(self) -> AnimationSettings:
+        """`modes` always holds the default mode, first, without duplicates."""
+        self.modes = list(dict.fromkeys([self.inference_mode, *self.modes]))
+        return self

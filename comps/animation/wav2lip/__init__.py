@@ -1,0 +1,1 @@
+"""Wav2Lip: the lip-sync generator, its audio front-end and checkpoint loading."""

@@ -1,0 +1,172 @@
+"""The avatar registry: images and videos, persisted and reloaded without re-detection, and every refusal."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from support.avatar_media import astronaut, encode_clip, panned_frames
+
+from comps.animation.avatars import DEFAULT_ID, AvatarRegistry
+from comps.animation.detect import HaarDetector
+from comps.animation.track import Frame
+from comps.core.errors import InvalidRequest, NotFound, PayloadTooLarge, Unprocessable
+
+
+class NeverDetect:
+    """A detector that fails the test if called: reloading an avatar must reuse its stored track."""
+
+    def detect(self, frame: Frame) -> None:
+        raise AssertionError("the face was detected again")
+
+
+def registry(root: Path, detector: object | None = None, **limits: int) -> AvatarRegistry:
+    options = {"max_frames": 125, "max_side": 1024, "cache_size": 8} | limits
+    return AvatarRegistry(root=root, detector=detector or HaarDetector(), **options)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def png(shared_dir: Path) -> bytes:
+    return (shared_dir / "assets" / "avatar_astronaut.png").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def clip(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    frames = panned_frames(astronaut(shared_dir), 10, step_px=2)
+    return encode_clip(frames, 10, tmp_path_factory.mktemp("clip") / "clip.mp4")
+
+
+def test_image_is_registered_persisted_and_reloaded_without_detection(tmp_path: Path, png: bytes) -> None:
+    first = registry(tmp_path)
+    avatar = first.register(png, name="Astronaut")
+    info = avatar.info
+    assert (info.name, info.kind, info.frames, info.width, info.height, info.fps) == (
+        "Astronaut",
+        "image",
+        1,
+        512,
+        512,
+        None,
+    )
+    folder = tmp_path / info.id
+    assert sorted(p.name for p in folder.iterdir()) == ["meta.json", "source", "track.npz"]
+    assert json.loads((folder / "meta.json").read_text())["id"] == info.id
+
+    again = registry(tmp_path, NeverDetect())  # a restart
+    assert [i.id for i in again.list()] == [info.id]
+    reloaded = again.get(info.id)
+    np.testing.assert_array_equal(reloaded.track.boxes, avatar.track.boxes)
+    assert reloaded.track.align is not None and avatar.track.align is not None
+    np.testing.assert_allclose(reloaded.track.align, avatar.track.align)
+    np.testing.assert_array_equal(reloaded.track.frames[0], avatar.track.frames[0])
+
+
+def test_video_is_registered_with_per_frame_boxes(tmp_path: Path, clip: bytes) -> None:
+    avatar = registry(tmp_path).register(clip, name=None)
+    assert (avatar.info.kind, avatar.info.frames, avatar.info.fps) == ("video", 10, 10.0)
+    assert avatar.info.name == avatar.info.id
+    assert avatar.track.boxes.shape == (10, 4) and avatar.track.fps == 10.0
+    assert avatar.track.boxes[-1, 2] > avatar.track.boxes[0, 2]  # the boxes follow the pan
+    reloaded = registry(tmp_path, NeverDetect()).get(avatar.info.id)
+    np.testing.assert_array_equal(reloaded.track.boxes, avatar.track.boxes)
+    assert len(reloaded.track.frames) == 10
+
+
+def test_video_is_cut_to_max_frames(tmp_path: Path, clip: bytes) -> None:
+    avatar = registry(tmp_path, max_frames=4).register(clip, name="short")
+    assert avatar.info.frames == 4 and len(avatar.track.frames) == 4
+
+
+def test_large_images_are_scaled_down(tmp_path: Path, shared_dir: Path) -> None:
+    big = cv2.resize(astronaut(shared_dir), (1400, 1400))
+    ok, data = cv2.imencode(".jpg", big)
+    assert ok
+    avatar = registry(tmp_path, max_side=700).register(data.tobytes(), name="big")
+    assert (avatar.info.width, avatar.info.height) == (700, 700)
+
+
+@pytest.mark.parametrize(
+    ("data", "error", "code"),
+    [
+        (b"", InvalidRequest, "invalid_avatar"),
+        (b"this is not an image, just some text\n" * 20, InvalidRequest, "invalid_avatar"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 200, InvalidRequest, "invalid_avatar"),  # a PNG signature, then garbage
+    ],
+)
+def test_bad_uploads_are_refused(tmp_path: Path, data: bytes, error: type[Exception], code: str) -> None:
+    with pytest.raises(error) as caught:
+        registry(tmp_path).register(data, name=None)
+    assert caught.value.code == code  # type: ignore[attr-defined]
+    assert not [p for p in tmp_path.iterdir() if not p.name.startswith(".")]
+
+
+def test_truncated_image_is_refused(tmp_path: Path, png: bytes) -> None:
+    with pytest.raises(InvalidRequest, match="corrupt|not a readable"):
+        registry(tmp_path).register(png[: len(png) // 2], name=None)
+
+
+def test_tiny_and_huge_images_are_refused(tmp_path: Path) -> None:
+    ok, tiny = cv2.imencode(".png", np.zeros((40, 40, 3), np.uint8))
+    with pytest.raises(InvalidRequest, match="at least 96"):
+        registry(tmp_path).register(tiny.tobytes(), name=None)
+    # A PNG header declaring 20000x20000 pixels: refused before decoding.
+    ok, small = cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))
+    header = bytearray(small.tobytes())
+    header[16:24] = (20000).to_bytes(4, "big") * 2
+    header[29:33] = zlib.crc32(bytes(header[12:29])).to_bytes(4, "big")  # a valid IHDR chunk
+    with pytest.raises(PayloadTooLarge):
+        registry(tmp_path).register(bytes(header), name=None)
+
+
+def test_no_face_is_unprocessable(tmp_path: Path) -> None:
+    ok, gray = cv2.imencode(".png", np.full((200, 200, 3), 128, np.uint8))
+    with pytest.raises(Unprocessable, match="no face") as caught:
+        registry(tmp_path).register(gray.tobytes(), name=None)
+    assert caught.value.status == 422
+
+
+def test_ids_are_validated_and_unknown_ids_are_not_found(tmp_path: Path) -> None:
+    avatars = registry(tmp_path)
+    for bad in ("../etc", "UPPER", "a/b", "", "x" * 65, "-lead"):
+        with pytest.raises(InvalidRequest, match="avatar id"):
+            avatars.get(bad)
+    with pytest.raises(NotFound):
+        avatars.get("nosuchavatar")
+    with pytest.raises(NotFound):
+        avatars.get(DEFAULT_ID)  # no FACE configured
+
+
+def test_default_avatar_and_delete(tmp_path: Path, shared_dir: Path, png: bytes) -> None:
+    avatars = registry(tmp_path)
+    default = avatars.register_default(shared_dir / "assets" / "avatar_astronaut.png")
+    uploaded = avatars.register(png, name="mine")
+    assert [i.id for i in avatars.list()] == [DEFAULT_ID, uploaded.info.id]
+    assert avatars.get(DEFAULT_ID) is default
+    with pytest.raises(InvalidRequest, match="default"):
+        avatars.delete(DEFAULT_ID)
+    avatars.delete(uploaded.info.id)
+    assert not (tmp_path / uploaded.info.id).exists()
+    with pytest.raises(NotFound):
+        avatars.get(uploaded.info.id)
+    with pytest.raises(FileNotFoundError, match="FACE"):
+        avatars.register_default(tmp_path / "missing.png")
+
+
+def test_track_cache_is_bounded(tmp_path: Path, png: bytes) -> None:
+    avatars = registry(tmp_path, cache_size=1)
+    a = avatars.register(png, name="a").info.id
+    b = avatars.register(png, name="b").info.id
+    assert list(avatars._tracks) == [b]
+    assert avatars.get(a).info.id == a  # reloaded from disk
+    assert list(avatars._tracks) == [a]
+
+
+def test_preview_is_a_small_png(tmp_path: Path, png: bytes) -> None:
+    avatars = registry(tmp_path)
+    avatar_id = avatars.register(png, name=None).info.id
+    preview = cv2.imdecode(np.frombuffer(avatars.preview_png(avatar_id), np.uint8), cv2.IMREAD_COLOR)
+    assert preview.shape == (320, 320, 3)
