@@ -3,9 +3,8 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
-APT_PACKAGES := ffmpeg
 
-.PHONY: run test lint typecheck unit install system-deps clean
+.PHONY: run test lint typecheck unit install system-deps test-deps apt-install clean
 
 install: $(STAMP)
 
@@ -20,9 +19,18 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-# Debian packages the tests and the animation service use (ffmpeg/ffprobe); installed only when missing.
+# Debian packages: ffmpeg/ffprobe (video encoding, probes in tests) and chromium (the UI's browser
+# test, driven by Playwright at /usr/bin/chromium); installed only when missing.
 system-deps:
-	@missing=""; command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing="$(APT_PACKAGES)"; \
+	@$(MAKE) --no-print-directory apt-install WANT_BROWSER=
+
+test-deps:
+	@$(MAKE) --no-print-directory apt-install WANT_BROWSER=1
+
+apt-install:
+	@missing=""; \
+	command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing="ffmpeg"; \
+	if [ -n "$(WANT_BROWSER)" ] && [ ! -x /usr/bin/chromium ]; then missing="$$missing chromium"; fi; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages: $$missing"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -35,7 +43,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-unit: $(STAMP) system-deps
+unit: $(STAMP) test-deps
 	$(VENV)/bin/pytest
 
 test: lint typecheck unit

@@ -21,7 +21,8 @@ from ui.video import join_segments
 
 logger = logging.getLogger(__name__)
 
-MODES = ["wav2lip_gan", "wav2lip", "wav2lip+gfpgan"]
+# "default" leaves the choice to the animation service (its INFERENCE_MODE); the rest are its modes.
+MODES = ["default", "wav2lip", "wav2lip_gan", "wav2lip+gfpgan"]
 ClientFactory = Callable[[], GatewayClient]
 
 
@@ -88,7 +89,7 @@ class Page:
             audio_b64=await anyio.to_thread.run_sync(_read_b64, audio_path) if audio_path else None,
             text=text.strip() or None if not audio_path else None,
             avatar=avatar or None,
-            inference_mode=mode or None,
+            inference_mode=None if mode in ("", "default") else mode,
             fps=fps or None,
             voice=voice.strip() or None,
             history=tuple(history[-self.settings.history_turns :]) if self.settings.history_turns else (),
