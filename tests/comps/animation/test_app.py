@@ -125,15 +125,15 @@ def envelope(response: httpx.Response, status: int, code: str | None = None) -> 
 
 
 async def test_animation_end_to_end(client: httpx.AsyncClient, speech: np.ndarray, tmp_path: Path) -> None:
-    r = await client.post("/v1/animation", json={"byte_str": clip_b64(speech, 1.5), "fps": 12})
+    r = await client.post("/v1/animation", json={"byte_str": clip_b64(speech, 2.0), "fps": 12})
     assert r.status_code == 200, r.text
     body = r.json()
     assert set(body) == {"id", "video_path", "video_url", "duration_s", "frames", "fps"}
-    assert (body["frames"], body["fps"], body["duration_s"]) == (18, 12.0, 1.5)
+    assert (body["frames"], body["fps"], body["duration_s"]) == (24, 12.0, 2.0)
     path = Path(body["video_path"])
     assert path.parent == tmp_path / "videos" and path.name == f"{body['id']}.mp4"
     assert body["video_url"] == f"http://t/v1/videos/{body['id']}"
-    check_video(path, fps=12, seconds=1.5, frames=18)
+    check_video(path, fps=12, seconds=2.0, frames=24)
 
     full = await client.get(f"/v1/videos/{body['id']}")
     assert full.status_code == 200 and full.headers["content-type"] == "video/mp4"
