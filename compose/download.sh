@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Fill the weight volumes once. Each service's own image runs `avatarchat download <component>`
+# with that service's environment (from .env or set_env.sh), so what is fetched is exactly what the
+# service will load; vLLM's model goes into its llm-cache volume the same way. The services
+# themselves start offline (AVATARCHAT_OFFLINE=true) and never download.
+#
+#   compose/download.sh xeon     # or gaudi; after `docker compose build`
+set -euo pipefail
+
+hardware="${1:?usage: download.sh xeon|gaudi}"
+cd "$(dirname "$0")/${hardware}"
+
+# Run a shell command in a one-off container of a service, network access allowed.
+fetch() {
+    echo "== $1: $2"
+    docker compose run --rm --no-deps -e AVATARCHAT_OFFLINE=false -e HF_HUB_OFFLINE=0 "$1" sh -c "$2"
+}
+
+# The commands expand variables inside the container, from the service's own environment.
+# shellcheck disable=SC2016
+{
+    fetch asr 'avatarchat download whisper'
+    fetch tts 'avatarchat download "$TTS_BACKEND"'  # the components are named after the backends
+    fetch animation 'avatarchat download wav2lip && avatarchat download gfpgan &&
+        case "$INFERENCE_MODE" in sadtalker*) avatarchat download sadtalker ;; esac'
+}
+
+# The LLM of the active profile (COMPOSE_PROFILES): our llm service, or vLLM's model from the hub.
+active="$(docker compose config --services)"
+if grep -qx llm <<<"${active}"; then
+    # shellcheck disable=SC2016
+    fetch llm 'avatarchat download llm'
+fi
+if grep -qx vllm-service <<<"${active}"; then
+    echo "== vllm-service: the model named by LLM_MODEL_ID, into the llm-cache volume"
+    docker compose run --rm --no-deps -e HF_HUB_OFFLINE=0 --entrypoint python3 vllm-service -c \
+        "import os; from huggingface_hub import snapshot_download; print(snapshot_download(os.environ['LLM_MODEL_ID']))"
+fi
