@@ -76,8 +76,8 @@ class Wav2Lip(nn.Module):
     """The lip-sync generator: a U-Net over the face conditioned on an audio embedding.
 
     Inputs: `mel` (B, 1, 80, 16) mel windows, `faces` (B, 6, 96, 96) in [0, 1] (channels 0-2 the
-    target face with its lower half zeroed, 3-5 the reference face, both RGB... or BGR as upstream
-    feeds them: the network is trained on OpenCV's BGR order). Output: (B, 3, 96, 96) in [0, 1].
+    target face with its lower half zeroed, 3-5 the reference face, both in OpenCV's BGR order, as
+    upstream trained it). Output: (B, 3, 96, 96) BGR in [0, 1].
     """
 
     def __init__(self) -> None:
