@@ -149,6 +149,8 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     message = str(first.get("msg", "invalid request"))
     if param:
         message = f"{param}: {message}"
+    elif first.get("type") == "missing":
+        message = "the request body is missing: send a JSON object"
     return message, param
 
 

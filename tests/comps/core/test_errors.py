@@ -70,6 +70,10 @@ async def test_handlers_render_every_failure_in_the_envelope() -> None:
         not_json = await client.post("/items", content=b"{not json", headers={"content-type": "application/json"})
         assert not_json.status_code == 400
 
+        no_body = await client.post("/items")
+        assert no_body.status_code == 400
+        assert no_body.json()["error"]["message"] == "the request body is missing: send a JSON object"
+
         missing = await client.get("/nowhere")
         assert missing.status_code == 404 and missing.json()["error"]["type"] == "not_found"
 
