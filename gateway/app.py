@@ -53,7 +53,9 @@ def create_app(settings: GatewaySettings | None = None, orchestrator: AvatarChat
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         chatbot = orchestrator or remote_chatbot(config)
         app.state.chatbot = chatbot
-        app.state.admission = Admission(concurrency=config.max_concurrency, max_waiting=config.max_queue)
+        app.state.admission = Admission(
+            concurrency=config.max_concurrency, max_waiting=config.max_queue, retry_after_s=5.0, what="gateway"
+        )
         app.state.readiness.set_ready()
         try:
             yield

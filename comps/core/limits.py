@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import TypeVar
 
 import anyio.to_thread
@@ -70,36 +71,47 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-class InferenceQueue:
-    """At most `concurrency` model calls at once in worker threads, at most `max_waiting` waiting.
+class Admission:
+    """At most `concurrency` holders at once and `max_waiting` in line; beyond that `Unavailable` (503).
 
-    A caller beyond that gets `Unavailable` (503) with a Retry-After hint instead of piling up.
+    The caller gets a Retry-After hint instead of piling up without end.
     """
 
-    def __init__(self, *, concurrency: int, max_waiting: int, retry_after_s: float = 2.0) -> None:
-        """Create the queue; it holds no thread until work arrives."""
+    def __init__(self, *, concurrency: int, max_waiting: int, retry_after_s: float = 2.0, what: str = "server") -> None:
+        """Create the admission; `what` names the refuser in the 503 message."""
         self.concurrency = concurrency
         self.max_waiting = max_waiting
         self.retry_after_s = retry_after_s
+        self.what = what
         self._slots = asyncio.Semaphore(concurrency)
         self._admitted = 0
 
     @property
     def busy(self) -> int:
-        """Requests running or waiting right now."""
+        """Holders running or waiting right now."""
         return self._admitted
 
-    async def run(self, fn: Callable[..., T], /, *args: object) -> T:
-        """Run the blocking `fn(*args)` in a worker thread once a slot is free."""
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one slot for the block; 503 when the line is full."""
         if self._admitted >= self.concurrency + self.max_waiting:
             raise Unavailable(
-                f"server busy: {self._admitted} requests in progress or queued; retry shortly",
+                f"{self.what} busy: {self._admitted} requests in progress or queued; retry shortly",
                 code="queue_full",
                 retry_after=self.retry_after_s,
             )
         self._admitted += 1
         try:
             async with self._slots:
-                return await anyio.to_thread.run_sync(lambda: fn(*args), abandon_on_cancel=False)
+                yield
         finally:
             self._admitted -= 1
+
+
+class InferenceQueue(Admission):
+    """An `Admission` whose holders run a blocking model call in a worker thread."""
+
+    async def run(self, fn: Callable[..., T], /, *args: object) -> T:
+        """Run the blocking `fn(*args)` in a worker thread once a slot is free."""
+        async with self.slot():
+            return await anyio.to_thread.run_sync(lambda: fn(*args), abandon_on_cancel=False)

@@ -20,39 +20,13 @@ from comps.core.errors import (
     Unprocessable,
     UpstreamError,
 )
+from comps.core.limits import Admission
 from comps.llm.backends.base import FinishReason, Generation, GenerationRequest, StreamPiece, TokenUsage
 from comps.llm.settings import LlmSettings
 
 logger = logging.getLogger(__name__)
 
 _CLIENT_ERRORS: dict[int, type[ServiceError]] = {404: NotFound, 413: PayloadTooLarge, 422: Unprocessable}
-
-
-class _Admission:
-    """At most `concurrency` upstream calls at once and `max_waiting` waiting; beyond that 503 + Retry-After."""
-
-    def __init__(self, *, concurrency: int, max_waiting: int, retry_after_s: float = 2.0) -> None:
-        import asyncio
-
-        self._slots = asyncio.Semaphore(concurrency)
-        self._limit = concurrency + max_waiting
-        self._admitted = 0
-        self._retry_after_s = retry_after_s
-
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        if self._admitted >= self._limit:
-            raise Unavailable(
-                f"server busy: {self._admitted} requests in progress or queued; retry shortly",
-                code="queue_full",
-                retry_after=self._retry_after_s,
-            )
-        self._admitted += 1
-        try:
-            async with self._slots:
-                yield
-        finally:
-            self._admitted -= 1
 
 
 class OpenAIBackend:
@@ -73,7 +47,7 @@ class OpenAIBackend:
         self._url = base_url.rstrip("/") + "/chat/completions"
         self._upstream_model = upstream_model
         self._name = name
-        self._admission = _Admission(concurrency=max_concurrency, max_waiting=max_queue)
+        self._admission = Admission(concurrency=max_concurrency, max_waiting=max_queue)
 
     @property
     def model_name(self) -> str:
