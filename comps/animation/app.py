@@ -15,6 +15,7 @@ from comps.animation.avatars import DEFAULT_ID, AvatarInfo, AvatarRegistry
 from comps.animation.backends import BACKENDS
 from comps.animation.backends.base import AnimationBackend, LoadContext
 from comps.animation.detect import RETINAFACE, FaceDetector, HaarDetector, RetinaFaceDetector
+from comps.animation.options import RenderOptions
 from comps.animation.schemas import (
     AnimationRequest,
     AnimationResponse,
@@ -92,7 +93,7 @@ def create_app(settings: AnimationSettings | None = None, backend: AnimationBack
 
     app = create_service_app(
         name="animation",
-        description="Lip-synced talking-head video (Wav2Lip, Wav2Lip-GAN, GFPGAN), OPEA-compatible",
+        description="Lip-synced talking-head video (Wav2Lip, Wav2Lip-GAN, SadTalker, GFPGAN), OPEA-compatible",
         version=VERSION,
         settings=settings,
         lifespan=lifespan,
@@ -132,8 +133,11 @@ def create_app(settings: AnimationSettings | None = None, backend: AnimationBack
     @app.post("/v1/animation", tags=["animation"], response_model=AnimationResponse)
     async def animation(body: AnimationRequest, request: Request) -> AnimationResponse:
         """OPEA: base64 speech in, a lip-synced MP4 (H.264 + AAC) out, by id, path and URL."""
+        options = RenderOptions(
+            still=body.still, expression_scale=body.expression_scale, pose_style=body.pose_style, seed=body.seed
+        )
         rendered = await service(request).animate(
-            body.byte_str, avatar=body.avatar, mode=body.inference_mode, fps=body.fps, param="byte_str"
+            body.byte_str, avatar=body.avatar, mode=body.inference_mode, fps=body.fps, param="byte_str", options=options
         )
         return response(rendered, request)
 

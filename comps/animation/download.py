@@ -26,12 +26,12 @@ SADTALKER: tuple[WeightSpec, ...] = tuple(
 )
 
 
-def _fetch(specs: tuple[WeightSpec, ...]) -> list[Path]:
-    """Each file from `ANIMATION_CHECKPOINT_DIR` or the cache, downloaded into the cache when absent."""
+def _fetch(specs: tuple[WeightSpec, ...], *, explicit: Path | None = None) -> list[Path]:
+    """Each file from `explicit` (default `ANIMATION_CHECKPOINT_DIR`) or the cache, downloaded when absent."""
     settings = load_settings(AnimationSettings)
+    folder = explicit if explicit is not None else settings.checkpoint_dir
     found = [
-        resolve_weight(spec, explicit=settings.checkpoint_dir, cache_dir=settings.model_cache_dir, offline=False)
-        for spec in specs
+        resolve_weight(spec, explicit=folder, cache_dir=settings.model_cache_dir, offline=False) for spec in specs
     ]
     for path in found:
         logger.info("ready: %s", path)
@@ -50,5 +50,9 @@ def download_gfpgan() -> list[Path]:
 
 
 def download_sadtalker() -> list[Path]:
-    """SadTalker V0.0.2: the 256 and 512 safetensors and both mapping checkpoints."""
-    return _fetch(SADTALKER)
+    """SadTalker V0.0.2: the 256 and 512 safetensors and both mapping checkpoints.
+
+    Looks where the SadTalker mode loads from: `SADTALKER_CHECKPOINT_DIR` when set.
+    """
+    settings = load_settings(AnimationSettings)
+    return _fetch(SADTALKER, explicit=settings.sadtalker_checkpoint_dir)

@@ -6,9 +6,23 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from comps.core.contracts import AnimationRequest, AnimationResponse
+from comps.core import contracts
+from comps.core.contracts import AnimationResponse
 
 __all__ = ["AnimationRequest", "AnimationResponse", "AvatarList", "AvatarOut", "Wav2LipRequest", "Wav2LipResponse"]
+
+
+class AnimationRequest(contracts.AnimationRequest):
+    """OPEA's `/v1/animation` body plus optional SadTalker options (400 when the mode does not take them)."""
+
+    still: bool | None = Field(default=None, description="SadTalker: keep the avatar's head pose, no blinks")
+    expression_scale: float | None = Field(
+        default=None, ge=0.0, le=5.0, description="SadTalker: multiplies the predicted expression"
+    )
+    pose_style: int | None = Field(default=None, ge=0, le=45, description="SadTalker: head-motion style 0..45")
+    seed: int | None = Field(
+        default=None, ge=0, le=2**63 - 1, description="SadTalker: seeds head motion and blinks (default 0)"
+    )
 
 
 class Wav2LipRequest(BaseModel):

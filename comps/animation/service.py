@@ -15,6 +15,7 @@ import numpy.typing as npt
 from comps.animation.avatars import DEFAULT_ID, Avatar, AvatarRegistry
 from comps.animation.backends import BACKENDS
 from comps.animation.backends.base import AnimationBackend
+from comps.animation.options import OptionsBackend, RenderOptions
 from comps.animation.render import RenderResult
 from comps.animation.settings import MODE_ALIASES, AnimationSettings
 from comps.animation.store import OutputStore
@@ -91,28 +92,72 @@ class AnimationService:
         return avatar
 
     async def animate(
-        self, audio_b64: str, *, avatar: str | None, mode: str | None, fps: float | None, param: str
+        self,
+        audio_b64: str,
+        *,
+        avatar: str | None,
+        mode: str | None,
+        fps: float | None,
+        param: str,
+        options: RenderOptions | None = None,
     ) -> Rendered:
         """Render base64 speech on an avatar; every check that can fail runs before the queue."""
         backend = self.backend(mode)
+        options = options or RenderOptions()
+        self._check_options(backend, fps, options)
         avatar_id = self.avatar_id(avatar)
         audio = await anyio.to_thread.run_sync(self._decode, audio_b64, param)
+        if isinstance(backend, OptionsBackend) and audio.size * backend.fps < SAMPLE_RATE:
+            raise InvalidRequest(
+                f"{param}: audio shorter than one video frame ({1000 / backend.fps:g} ms)",
+                param=param,
+                code="audio_too_short",
+            )
         found: Avatar = await anyio.to_thread.run_sync(lambda: self.registry.get(avatar_id, param="avatar"))
         rate = fps or found.track.fps or self.settings.fps
-        return await self.queue.run(self._render, backend, found, audio, rate)
+        return await self.queue.run(self._render, backend, found, audio, rate, options)
+
+    @staticmethod
+    def _check_options(backend: AnimationBackend, fps: float | None, options: RenderOptions) -> None:
+        """A fixed-rate mode refuses another fps; a mode without options refuses any (never silently ignored)."""
+        if isinstance(backend, OptionsBackend):
+            if fps is not None and fps != backend.fps:
+                raise InvalidRequest(
+                    f"this inference_mode renders at {backend.fps:g} fps only; omit fps or send {backend.fps:g}",
+                    param="fps",
+                    code="fps_fixed",
+                )
+            return
+        given = options.given()
+        if given:
+            raise InvalidRequest(
+                f"{', '.join(given)}: only the SadTalker modes take these options",
+                param=given[0],
+                code="option_not_supported",
+            )
 
     def _decode(self, audio_b64: str, param: str) -> npt.NDArray[np.float32]:
         data = decode_base64(audio_b64, param=param)
         return decode_audio(data, sample_rate=SAMPLE_RATE, max_seconds=self.settings.max_audio_seconds, param=param)
 
     def _render(
-        self, backend: AnimationBackend, avatar: Avatar, audio: npt.NDArray[np.float32], fps: float
+        self,
+        backend: AnimationBackend,
+        avatar: Avatar,
+        audio: npt.NDArray[np.float32],
+        fps: float,
+        options: RenderOptions,
     ) -> Rendered:
         """Blocking: render into the store's partial file inside this request's own temp folder."""
         video_id, partial = self.store.reserve()
         try:
             with tempfile.TemporaryDirectory(prefix="animation-") as workdir:
-                result = backend.render(avatar.track, audio, out_path=partial, fps=fps, workdir=Path(workdir))
+                if isinstance(backend, OptionsBackend):
+                    result = backend.render_avatar(
+                        avatar.info.id, avatar.track, audio, out_path=partial, workdir=Path(workdir), options=options
+                    )
+                else:
+                    result = backend.render(avatar.track, audio, out_path=partial, fps=fps, workdir=Path(workdir))
         except BaseException:
             self.store.discard(video_id)
             raise

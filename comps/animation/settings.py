@@ -1,7 +1,8 @@
 """Animation service settings: modes, checkpoints, avatars, outputs, rendering (env prefix `ANIMATION_`).
 
 OPEA's Wav2Lip variables are honoured as aliases: `DEVICE`, `INFERENCE_MODE`, `CHECKPOINT_PATH`,
-`FACE`, `FACESIZE`, `OUTFILE`, `GFPGAN_MODEL_VERSION`, `UPSCALE_FACTOR`, `FPS`.
+`FACE`, `FACESIZE`, `OUTFILE`, `GFPGAN_MODEL_VERSION`, `UPSCALE_FACTOR`, `FPS`; and SadTalker's
+`SADTALKER_CHECKPOINT_DIR`.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 
 from comps.core.settings import DeviceName, EnvBool, ServiceSettings, env_alias
 
-ModeName = Literal["wav2lip", "wav2lip_gan", "wav2lip+gfpgan"]
+ModeName = Literal["wav2lip", "wav2lip_gan", "wav2lip+gfpgan", "sadtalker", "sadtalker+gfpgan"]
 DetectorName = Literal["haar", "retinaface"]
 
-# OPEA's INFERENCE_MODE spellings -> ours. `sadtalker` joins here and in `backends.BACKENDS` later.
+# OPEA's INFERENCE_MODE spellings -> ours.
 MODE_ALIASES: dict[str, str] = {"wav2lip_only": "wav2lip"}
 
 
@@ -97,6 +98,22 @@ class AnimationSettings(ServiceSettings):
     avatar_max_side: int = Field(default=1024, ge=96, le=4096)
     max_avatars_cached: int = Field(default=8, ge=1, le=1000)
     batch_size: int = Field(default=16, ge=1, le=512)
+    # SadTalker modes (`sadtalker`, `sadtalker+gfpgan`). The folder holds SadTalker_V0.0.2_{256,512}.safetensors
+    # and mapping_00229/00109-model.pth.tar under their published names; unset: the model cache's
+    # `sadtalker` folder (where `avatarchat download sadtalker` puts them).
+    sadtalker_checkpoint_dir: Path | None = Field(
+        default=None,
+        validation_alias=env_alias("ANIMATION_SADTALKER_CHECKPOINT_DIR", "SADTALKER_CHECKPOINT_DIR"),
+    )
+    sadtalker_size: Literal[256, 512] = Field(default=256, description="face render size in pixels")
+    # crop: 70 coefficients (mapping_00229); full: 73, the crop parameters appended (mapping_00109).
+    # Both paste the rendered face back into the avatar frame.
+    sadtalker_preprocess: Literal["crop", "full"] = "crop"
+    sadtalker_still: EnvBool = Field(default=False, description="keep the source head pose, no random blinks")
+    sadtalker_expression_scale: float = Field(default=1.0, ge=0.0, le=5.0)
+    sadtalker_pose_style: int = Field(default=0, ge=0, le=45, description="head-motion style, 0..45")
+    # Frames per generator call; SadTalker's renderer is heavy (~25 s per 256 frame on 2 CPU cores).
+    sadtalker_batch_size: int = Field(default=2, ge=1, le=64)
     bf16: EnvBool = False
     compile: EnvBool = False
     ffmpeg: str = "ffmpeg"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from comps.animation.backends import wav2lip
+from comps.animation.backends import sadtalker, wav2lip
 from comps.animation.backends.base import BackendFactory
 
-# A new mode (e.g. "sadtalker") is one entry here (and its name in settings.ModeName).
+# A new mode is one entry here (and its name in settings.ModeName).
 BACKENDS: dict[str, BackendFactory] = {
     "wav2lip": wav2lip.plain,
     "wav2lip_gan": wav2lip.gan,
     "wav2lip+gfpgan": wav2lip.gan_with_gfpgan,
+    "sadtalker": sadtalker.plain,
+    "sadtalker+gfpgan": sadtalker.with_gfpgan,
 }

@@ -215,7 +215,7 @@ async def test_bad_inputs_get_a_4xx_in_the_envelope(client: httpx.AsyncClient, s
     envelope(
         await post("/v1/animation", json={"byte_str": good, "avatar": "../../etc/passwd"}), 400, "invalid_avatar_id"
     )
-    envelope(await post("/v1/animation", json={"byte_str": good, "inference_mode": "sadtalker"}), 400, "unknown_mode")
+    envelope(await post("/v1/animation", json={"byte_str": good, "inference_mode": "musetalk"}), 400, "unknown_mode")
     envelope(
         await post("/v1/animation", json={"byte_str": good, "inference_mode": "wav2lip+gfpgan"}),
         400,

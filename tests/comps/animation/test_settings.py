@@ -85,7 +85,7 @@ def test_modes_list_keeps_the_default_first_once(monkeypatch: pytest.MonkeyPatch
 @pytest.mark.parametrize(
     ("name", "value"),
     [
-        ("INFERENCE_MODE", "sadtalker"),
+        ("INFERENCE_MODE", "musetalk"),
         ("ANIMATION_MODES", "wav2lip,nope"),
         ("FACESIZE", "128"),
         ("GFPGAN_MODEL_VERSION", "1.2"),
