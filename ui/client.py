@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,7 +160,11 @@ class GatewayClient:
 
 async def avatar_preview(client: GatewayClient, avatar: Avatar, target: Path) -> Path | None:
     """Download an avatar's preview image for the gallery; None when the server has none."""
+    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
     try:
-        return await client.download(f"/v1/avatars/{avatar.id}/image", target)
+        await client.download(f"/v1/avatars/{avatar.id}/image", partial)
     except GatewayError:
+        await anyio.Path(partial).unlink(missing_ok=True)
         return None
+    await anyio.Path(partial).replace(target)
+    return target

@@ -61,7 +61,9 @@ class Page:
         """The gallery items (preview path, caption) and the avatars in the same order."""
         async with self.client() as client:
             avatars = await client.avatars()
-            folder = Path(await anyio.to_thread.run_sync(lambda: tempfile.mkdtemp(dir=self.work_dir)))
+            # One previews folder, each file replaced atomically, so reloading the page adds no files.
+            folder = self.work_dir / "previews"
+            await anyio.Path(folder).mkdir(parents=True, exist_ok=True)
             items = []
             for avatar in avatars:
                 preview = await avatar_preview(client, avatar, folder / f"{avatar.id}.png")
