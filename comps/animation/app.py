@@ -11,6 +11,7 @@ import anyio.to_thread
 from fastapi import FastAPI, File, Form, Request, Response, UploadFile
 from fastapi.responses import FileResponse
 
+from comps.animation.analysis import AvatarAnalyzer
 from comps.animation.avatars import DEFAULT_ID, AvatarInfo, AvatarRegistry
 from comps.animation.backends import BACKENDS
 from comps.animation.backends.base import AnimationBackend, LoadContext
@@ -50,7 +51,10 @@ def build_detector(settings: AnimationSettings) -> FaceDetector:
 
 
 def load_service(settings: AnimationSettings, backend: AnimationBackend | None) -> AnimationService:
-    """Load every enabled mode, the detector, the avatars (the default one detected now) and the store; blocking."""
+    """Load every enabled mode, the detector, the avatars (the default one detected and analysed now) and the store.
+
+    Blocking. The modes that analyse avatars (SadTalker) do so at registration, through the registry.
+    """
     if settings.outfile is not None:
         logger.info(
             "OUTFILE=%s is ignored: each video is stored under its own id in %s", settings.outfile, settings.output_dir
@@ -66,6 +70,7 @@ def load_service(settings: AnimationSettings, backend: AnimationBackend | None) 
         max_frames=settings.avatar_max_frames,
         max_side=settings.avatar_max_side,
         cache_size=settings.max_avatars_cached,
+        analyzers=[b for b in backends.values() if isinstance(b, AvatarAnalyzer)],
     )
     if settings.face is not None:
         registry.register_default(settings.face)
@@ -134,7 +139,13 @@ def create_app(settings: AnimationSettings | None = None, backend: AnimationBack
     async def animation(body: AnimationRequest, request: Request) -> AnimationResponse:
         """OPEA: base64 speech in, a lip-synced MP4 (H.264 + AAC) out, by id, path and URL."""
         options = RenderOptions(
-            still=body.still, expression_scale=body.expression_scale, pose_style=body.pose_style, seed=body.seed
+            still=body.still,
+            expression_scale=body.expression_scale,
+            pose_style=body.pose_style,
+            seed=body.seed,
+            input_yaw=None if body.input_yaw is None else tuple(body.input_yaw),
+            input_pitch=None if body.input_pitch is None else tuple(body.input_pitch),
+            input_roll=None if body.input_roll is None else tuple(body.input_roll),
         )
         rendered = await service(request).animate(
             body.byte_str, avatar=body.avatar, mode=body.inference_mode, fps=body.fps, param="byte_str", options=options
@@ -153,7 +164,7 @@ def create_app(settings: AnimationSettings | None = None, backend: AnimationBack
         file: Annotated[UploadFile, File(description="an image or a short video of one face")],
         name: Annotated[str | None, Form(description="display name; the file name when absent")] = None,
     ) -> AvatarOut:
-        """Register an image or short video: the face is detected once, here; 422 when there is none."""
+        """Register an image or short video: its face is detected and analysed once, here; 422 when there is none."""
         animation = service(request)
         data = await file.read()
         label = name or (file.filename or "").rsplit(".", 1)[0] or None

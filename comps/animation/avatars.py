@@ -1,8 +1,9 @@
 """The avatar registry: uploads detected once, persisted under the avatar dir, face tracks cached in memory.
 
-On disk, one folder per avatar: `source` (the uploaded bytes), `track.npz` (padded boxes, GFPGAN
-affines, fps) and `meta.json`. Loading an avatar decodes `source` again and reuses the stored
-track, so a request never re-detects a face.
+On disk, one folder per avatar: `source` (the uploaded bytes), `track.npz` (padded boxes, landmarks,
+GFPGAN affines, fps), `meta.json`, and one `analysis-<name>.npz` per loaded mode that analyses
+avatars (SadTalker's coefficients, see `analysis`). Loading an avatar decodes `source` again and
+reuses the stored track and analyses, so a request never re-detects or re-analyses a face.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from comps.animation.analysis import AvatarAnalyzer, analysis_path, load_analysis, save_analysis
 from comps.animation.detect import FaceDetector, NoFaceError, build_track
 from comps.animation.media import AvatarKind, Media, decode_media
 from comps.animation.track import FaceTrack
@@ -71,10 +74,23 @@ def check_id(avatar_id: str, *, param: str = "avatar") -> str:
 class AvatarRegistry:
     """Registered avatars; blocking methods (call them from a worker thread)."""
 
-    def __init__(self, *, root: Path, detector: FaceDetector, max_frames: int, max_side: int, cache_size: int) -> None:
-        """Open (and create) the avatar folder and read every avatar's metadata (not its frames)."""
+    def __init__(
+        self,
+        *,
+        root: Path,
+        detector: FaceDetector,
+        max_frames: int,
+        max_side: int,
+        cache_size: int,
+        analyzers: Sequence[AvatarAnalyzer] = (),
+    ) -> None:
+        """Open (and create) the avatar folder and read every avatar's metadata (not its frames).
+
+        `analyzers` (one per name) run on every avatar at registration; see `analysis`.
+        """
         self.root = root
         self.detector = detector
+        self.analyzers = {a.name: a for a in analyzers}
         self.max_frames = max_frames
         self.max_side = max_side
         self.cache_size = cache_size
@@ -108,6 +124,7 @@ class AvatarRegistry:
             InvalidRequest: not an image/video, corrupt, too small. Unprocessable: no face in it.
         """
         media, track = self._detect(data, param="file")
+        track = self._analyze(track, folder=None, param="file")
         avatar_id = uuid.uuid4().hex[:12]
         height, width = track.size
         info = AvatarInfo(
@@ -123,7 +140,15 @@ class AvatarRegistry:
         staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.root))
         try:
             (staging / "source").write_bytes(data)
-            np.savez(staging / "track.npz", boxes=track.boxes, align=_align(track), fps=np.float64(track.fps or 0))
+            np.savez(
+                staging / "track.npz",
+                boxes=track.boxes,
+                align=_required(track.align),
+                landmarks=_required(track.landmarks),
+                fps=np.float64(track.fps or 0),
+            )
+            for name, analyzer in self.analyzers.items():
+                save_analysis(analysis_path(staging, name), track.analysis[name], analyzer.version)
             (staging / "meta.json").write_text(json.dumps(asdict(info)))
             staging.rename(self.root / avatar_id)
         except BaseException:
@@ -146,6 +171,10 @@ class AvatarRegistry:
         try:
             media, track = self._detect(path.read_bytes(), param="FACE")
         except (InvalidRequest, Unprocessable) as exc:
+            raise ValueError(f"the default avatar {path} is not usable: {exc.message}") from exc
+        try:
+            track = self._analyze(track, folder=None, param="FACE")
+        except Unprocessable as exc:
             raise ValueError(f"the default avatar {path} is not usable: {exc.message}") from exc
         height, width = track.size
         info = AvatarInfo(
@@ -235,13 +264,42 @@ class AvatarRegistry:
         )
         with np.load(folder / "track.npz") as stored:
             boxes, align, fps = stored["boxes"], stored["align"], float(stored["fps"])
+            landmarks = stored["landmarks"] if "landmarks" in stored.files else None
         height, width = media.frames[0].shape[:2]
-        if boxes.shape[0] != len(media.frames) or (height, width) != (info.height, info.width):
-            logger.info("avatar %s: decoding limits changed since registration; detecting again", info.id)
-            return build_track(media.frames, self.detector, fps=media.fps)
-        return FaceTrack(frames=media.frames, boxes=boxes.astype(np.int64), fps=fps or None, align=align)
+        if (
+            boxes.shape[0] != len(media.frames)
+            or (height, width) != (info.height, info.width)
+            or landmarks is None  # stored by an older version
+        ):
+            logger.info("avatar %s: stored track does not fit the decoded frames; detecting again", info.id)
+            track = build_track(media.frames, self.detector, fps=media.fps)
+        else:
+            track = FaceTrack(
+                frames=media.frames, boxes=boxes.astype(np.int64), fps=fps or None, align=align, landmarks=landmarks
+            )
+        return self._analyze(track, folder=folder, param="avatar")
+
+    def _analyze(self, track: FaceTrack, *, folder: Path | None, param: str) -> FaceTrack:
+        """Attach every analyzer's result: stored in `folder` with the same version, else computed (and stored).
+
+        Raises:
+            Unprocessable: an analyzer cannot use this face.
+        """
+        found = dict(track.analysis)
+        for name, analyzer in self.analyzers.items():
+            stored = load_analysis(analysis_path(folder, name), analyzer.version) if folder is not None else None
+            if stored is None:
+                try:
+                    stored = analyzer.analyze(track)
+                except ValueError as exc:
+                    raise Unprocessable(f"{param}: {exc}", param=param, code="face_not_usable") from exc
+                if folder is not None:
+                    save_analysis(analysis_path(folder, name), stored, analyzer.version)
+                logger.info("avatar analysed for %s", name)
+            found[name] = stored
+        return replace(track, analysis=found)
 
 
-def _align(track: FaceTrack) -> np.ndarray:
-    assert track.align is not None  # build_track always aligns
-    return track.align
+def _required(value: np.ndarray | None) -> np.ndarray:
+    assert value is not None  # build_track always sets the landmarks and the alignment
+    return value

@@ -184,7 +184,7 @@ def alignment(landmarks: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
 
 
 def build_track(frames: Sequence[Frame], detector: FaceDetector, *, fps: float | None) -> FaceTrack:
-    """Detect the face on every frame and build the cached track: padded boxes and GFPGAN affines.
+    """Detect the face on every frame and build the cached track: padded boxes, landmarks and GFPGAN affines.
 
     A video's boxes and landmarks are smoothed over `SMOOTH_WINDOW` frames, so the pasted face does
     not jitter; frames where detection failed borrow the nearest detected frame's face.
@@ -206,4 +206,4 @@ def build_track(frames: Sequence[Frame], detector: FaceDetector, *, fps: float |
     if np.any(padded[:, 1] <= padded[:, 0]) or np.any(padded[:, 3] <= padded[:, 2]):
         raise NoFaceError("the detected face box is empty")
     align = np.stack([alignment(p) for p in points])
-    return FaceTrack(frames=tuple(frames), boxes=padded, fps=fps, align=align)
+    return FaceTrack(frames=tuple(frames), boxes=padded, fps=fps, align=align, landmarks=points)

@@ -30,9 +30,7 @@ def _fetch(specs: tuple[WeightSpec, ...], *, explicit: Path | None = None) -> li
     """Each file from `explicit` (default `ANIMATION_CHECKPOINT_DIR`) or the cache, downloaded when absent."""
     settings = load_settings(AnimationSettings)
     folder = explicit if explicit is not None else settings.checkpoint_dir
-    found = [
-        resolve_weight(spec, explicit=folder, cache_dir=settings.model_cache_dir, offline=False) for spec in specs
-    ]
+    found = [resolve_weight(spec, explicit=folder, cache_dir=settings.model_cache_dir, offline=False) for spec in specs]
     for path in found:
         logger.info("ready: %s", path)
     return found

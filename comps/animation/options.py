@@ -1,4 +1,4 @@
-"""Per-request render options beyond OPEA's (SadTalker's `still`, `expression_scale`, `pose_style`, `seed`).
+"""Per-request render options beyond OPEA's: SadTalker's `still`, `expression_scale`, `pose_style`, `seed`, angles.
 
 A mode that takes them implements `OptionsBackend` on top of `AnimationBackend`; the service hands
 options only to such a mode and refuses them (400) for the others, so a request never has an
@@ -26,6 +26,10 @@ class RenderOptions:
     expression_scale: float | None = None
     pose_style: int | None = None
     seed: int | None = None
+    # Head angles in degrees replacing the predicted ones; several values are visited in turn over the clip.
+    input_yaw: tuple[float, ...] | None = None
+    input_pitch: tuple[float, ...] | None = None
+    input_roll: tuple[float, ...] | None = None
 
     def given(self) -> list[str]:
         """Names of the options the request set."""

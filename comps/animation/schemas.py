@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from comps.core import contracts
 from comps.core.contracts import AnimationResponse
+
+# Upstream's --input_yaw/pitch/roll: degrees; the renderer's angle bins span [-99, 96].
+Angle = Annotated[float, Field(ge=-90.0, le=90.0, allow_inf_nan=False)]
+Angles = Annotated[list[Angle], Field(min_length=1, max_length=64)]
 
 __all__ = ["AnimationRequest", "AnimationResponse", "AvatarList", "AvatarOut", "Wav2LipRequest", "Wav2LipResponse"]
 
@@ -23,6 +27,11 @@ class AnimationRequest(contracts.AnimationRequest):
     seed: int | None = Field(
         default=None, ge=0, le=2**63 - 1, description="SadTalker: seeds head motion and blinks (default 0)"
     )
+    input_yaw: Angles | None = Field(
+        default=None, description="SadTalker: head yaw in degrees, one value or several visited in turn"
+    )
+    input_pitch: Angles | None = Field(default=None, description="SadTalker: head pitch in degrees (as input_yaw)")
+    input_roll: Angles | None = Field(default=None, description="SadTalker: head roll in degrees (as input_yaw)")
 
 
 class Wav2LipRequest(BaseModel):

@@ -1,28 +1,27 @@
 """The SadTalker modes: `sadtalker` (audio -> head motion + expression -> rendered face) and `sadtalker+gfpgan`.
 
-Per avatar, once (then cached in memory under the avatar id, checked against the frame and box):
-the square face region around the track's face box of the avatar's first frame (see `pasteback`),
-cropped to 224x224 for the 3DMM regressor (its 70 coefficients; 73 in `full`, the crop parameters
-appended) and to `size` x `size` as the renderer's source picture. Upstream aligns the 224 crop
-with five landmarks against the BFM template (scale and shift from a least-squares fit) and crops
-the source with an FFHQ-style landmark quad; here both come from the detector's box, so the
-regressor sees a slightly looser, unaligned face. Coefficients are not persisted: they depend on
-the loaded weights and cost one ResNet-50 pass.
+Per avatar, once, at registration (this mode is an `analysis.AvatarAnalyzer`; the registry stores
+the result with the face track): the square face region around the track's face box of the
+avatar's first frame (see `pasteback`), cut out at render size as the renderer's source picture;
+the track's five landmarks carried into that picture align the 224x224 crop of the 3DMM regressor
+(`sadtalker.align`, Deep3DFaceRecon's rule), whose 70 coefficients (73 in `full`: the alignment's
+`[s, tx, ty]` appended) are stored. Upstream crops the source with an FFHQ-style quad from 68
+landmarks; the box square here keeps paste-back simple and shows the same head, hair line and neck.
 
 Per request: audio -> 25 fps coefficients -> `size` faces -> pasted back (resize + soft-edged mask)
 into the avatar's first frame -> optional GFPGAN -> ffmpeg (H.264 + AAC). A video avatar is
-animated from its first frame. The frame rate is fixed at 25 (SadTalker's audio front-end).
+animated from its first frame, as upstream SadTalker drives one source picture. The frame rate is
+fixed at 25 (SadTalker's audio front-end).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
-import threading
-from collections import OrderedDict
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -36,16 +35,18 @@ from comps.animation.enhance import FaceEnhancer
 from comps.animation.options import RenderOptions
 from comps.animation.pasteback import PasteBack, Region, crop_square, face_region
 from comps.animation.render import RenderResult
+from comps.animation.sadtalker.align import align_face
 from comps.animation.sadtalker.audio import FPS, SAMPLE_RATE
-from comps.animation.sadtalker.pipeline import RECON_SIZE, SadTalkerPipeline
+from comps.animation.sadtalker.pipeline import SadTalkerPipeline
 from comps.animation.settings import AnimationSettings
-from comps.animation.track import FaceTrack, Frame
+from comps.animation.track import Analysis, FaceTrack, Frame
 from comps.core.weights import resolve_weight
 
 logger = logging.getLogger(__name__)
 
-# Upstream computes [s, tx, ty] on its 256-pixel crop; ours is that crop scaled to 224, centred.
-CROP_PARAMS = (RECON_SIZE / 256, 128.0, 128.0)
+ANALYSIS = "sadtalker"
+# Bump when the per-avatar analysis changes (region rule, alignment): stored analyses are redone.
+ANALYSIS_REVISION = 2
 
 
 def checkpoint_dir(settings: AnimationSettings) -> Path:
@@ -57,16 +58,16 @@ def checkpoint_dir(settings: AnimationSettings) -> Path:
 class Source:
     """An avatar's SadTalker source: its face region, the renderer's RGB picture and the 3DMM coefficients."""
 
-    key: str  # digest of the first frame and its box: a re-registered avatar with the same id is re-extracted
     region: Region
     picture: npt.NDArray[np.uint8]  # (size, size, 3) RGB
     coeffs: npt.NDArray[np.float32]  # (70,) or (73,)
 
 
 class SadTalkerMode:
-    """A loaded SadTalker pipeline with per-avatar sources, the defaults from settings and optional GFPGAN."""
+    """A loaded SadTalker pipeline, the defaults from settings and optional GFPGAN; analyses avatars."""
 
     fps = float(FPS)
+    name = ANALYSIS
 
     def __init__(
         self, *, pipeline: SadTalkerPipeline, settings: AnimationSettings, enhancer: FaceEnhancer | None = None
@@ -75,44 +76,70 @@ class SadTalkerMode:
         self.pipeline = pipeline
         self.settings = settings
         self.enhancer = enhancer
-        self._lock = threading.Lock()
-        self._sources: OrderedDict[str, Source] = OrderedDict()  # avatar id -> source, least recently used first
 
-    def source(self, avatar_id: str, track: FaceTrack) -> Source:
-        """The avatar's source, extracted on first use and cached (at most `max_avatars_cached`)."""
-        frame, box = track.frames[0], track.boxes[0]
-        key = hashlib.blake2b(frame.tobytes() + box.astype(np.int64).tobytes(), digest_size=16).hexdigest()
-        with self._lock:
-            found = self._sources.get(avatar_id)
-            if found is not None and found.key == key:
-                self._sources.move_to_end(avatar_id)
-                return found
-        region = face_region(box)
-        picture = cv2.cvtColor(crop_square(frame, region, self.pipeline.size), cv2.COLOR_BGR2RGB)
-        face = np.asarray(cv2.cvtColor(crop_square(frame, region, RECON_SIZE), cv2.COLOR_BGR2RGB), np.uint8)
-        coeffs = self.pipeline.extract_coeffs(face, crop_params=CROP_PARAMS if self.pipeline.full else None)
-        made = Source(key=key, region=region, picture=np.asarray(picture, np.uint8), coeffs=coeffs)
-        logger.info("avatar %s: SadTalker coefficients extracted (region %s)", avatar_id, region)
-        with self._lock:
-            self._sources[avatar_id] = made
-            while len(self._sources) > self.settings.max_avatars_cached:
-                self._sources.popitem(last=False)
-        return made
+    @functools.cached_property
+    def version(self) -> str:
+        """The regressor's weights (digest), the render size and the preprocess mode: what the analysis depends on."""
+        digest = hashlib.blake2b(digest_size=16)
+        for key, value in sorted(self.pipeline.nets.face3d.state_dict().items()):
+            digest.update(key.encode())
+            digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+        mode = "full" if self.pipeline.full else "crop"
+        return f"{ANALYSIS_REVISION}:{self.pipeline.size}:{mode}:{digest.hexdigest()}"
+
+    def analyze(self, track: FaceTrack) -> Analysis:
+        """The avatar's face region (y, x, side) and 3DMM coefficients, from its first frame.
+
+        Raises:
+            ValueError: the track has no landmarks, or they cannot be aligned.
+        """
+        if track.landmarks is None:
+            raise ValueError("the face track has no landmarks; SadTalker needs them to align the face")
+        region = face_region(track.boxes[0])
+        size = self.pipeline.size
+        picture = self._picture(track.frames[0], region)
+        points = (track.landmarks[0] - np.array([region.x, region.y], np.float32)) * (size / region.side)
+        aligned = align_face(picture, points)
+        coeffs = self.pipeline.extract_coeffs(aligned.crop, crop_params=aligned.params if self.pipeline.full else None)
+        return {"region": np.array([region.y, region.x, region.side], np.int64), "coeffs": coeffs}
+
+    def attach(self, track: FaceTrack) -> FaceTrack:
+        """The track with this mode's analysis (what the avatar registry does at registration)."""
+        return replace(track, analysis={**track.analysis, self.name: self.analyze(track)})
+
+    def source(self, track: FaceTrack) -> Source:
+        """The avatar's source from its stored analysis.
+
+        Raises:
+            ValueError: the track was not analysed by this mode (the registry does it at registration).
+        """
+        found = track.analysis.get(self.name)
+        if found is None:
+            raise ValueError("the avatar has no SadTalker analysis; register it with the SadTalker mode loaded")
+        y, x, side = (int(v) for v in found["region"])
+        region = Region(y=y, x=x, side=side)
+        coeffs = np.asarray(found["coeffs"], np.float32)
+        return Source(region=region, picture=self._picture(track.frames[0], region), coeffs=coeffs)
+
+    def _picture(self, frame: Frame, region: Region) -> npt.NDArray[np.uint8]:
+        square = crop_square(frame, region, self.pipeline.size)
+        return np.asarray(cv2.cvtColor(square, cv2.COLOR_BGR2RGB), np.uint8)
 
     def frames(
-        self, avatar_id: str, track: FaceTrack, audio: npt.NDArray[np.float32], options: RenderOptions
+        self, track: FaceTrack, audio: npt.NDArray[np.float32], options: RenderOptions
     ) -> Generator[Frame, None, None]:
         """Full avatar frames (BGR uint8; `upscale` times larger with GFPGAN), one per 40 ms of audio.
 
         Raises:
-            ValueError: audio shorter than one frame, or GFPGAN without the track's alignment.
+            ValueError: audio shorter than one frame, GFPGAN without the track's alignment, or the
+                track without this mode's analysis.
         """
         if audio.ndim != 1 or audio.size < SAMPLE_RATE // FPS:
             raise ValueError(f"audio must be mono and at least one video frame ({1000 // FPS} ms) long")
         if self.enhancer is not None and track.align is None:
             raise ValueError("GFPGAN asked for, but the avatar's face track has no GFPGAN alignment")
         settings = self.settings
-        source = self.source(avatar_id, track)
+        source = self.source(track)
         faces = self.pipeline.render(
             source.picture,
             source.coeffs,
@@ -123,6 +150,9 @@ class SadTalkerMode:
             ),
             pose_style=settings.sadtalker_pose_style if options.pose_style is None else options.pose_style,
             seed=0 if options.seed is None else options.seed,
+            yaw=options.input_yaw,
+            pitch=options.input_pitch,
+            roll=options.input_roll,
         )
         return self._compose(track, source, faces)
 
@@ -157,7 +187,7 @@ class SadTalkerMode:
         """Render and encode at 25 fps; see `options.OptionsBackend`."""
         height, width = track.size
         scale = self.enhancer.upscale if self.enhancer is not None else 1
-        frames = self.frames(avatar_id, track, audio, options)
+        frames = self.frames(track, audio, options)
         encoder = VideoEncoder(
             out_path=out_path,
             width=width * scale,
@@ -179,11 +209,15 @@ class SadTalkerMode:
     ) -> RenderResult:
         """`AnimationBackend.render` with the default options; the service calls `render_avatar` instead.
 
+        A track the registry did not analyse is analysed here first.
+
         Raises:
             ValueError: `fps` is not 25.
         """
         if fps != self.fps:
             raise ValueError(f"SadTalker renders at {self.fps:g} fps only, got {fps:g}")
+        if self.name not in track.analysis:
+            track = self.attach(track)
         return self.render_avatar("", track, audio, out_path=out_path, workdir=workdir, options=RenderOptions())
 
 

@@ -10,6 +10,7 @@ import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 
+from comps.animation.sadtalker.align import RECON_SIZE
 from comps.animation.sadtalker.audio import FPS, audio_features
 from comps.animation.sadtalker.audio2pose import draw_latents
 from comps.animation.sadtalker.checkpoints import PREPROCESS_MODES, SadTalkerNetworks, load_networks
@@ -17,8 +18,6 @@ from comps.animation.sadtalker.coeffs import SEMANTIC_DIM, audio_to_coeffs, blin
 from comps.animation.sadtalker.face3d import semantic_coeffs
 from comps.animation.sadtalker.renderer import FaceRenderer, PoseOverride, source_window, target_window
 
-# The 3DMM regressor's input: the aligned face crop, 224x224 RGB.
-RECON_SIZE = 224
 FULL_DIM = 73  # semantics plus the crop parameters [s, tx, ty]
 NUM_POSE_STYLES = 46
 

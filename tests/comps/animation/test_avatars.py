@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -13,7 +14,7 @@ from support.avatar_media import astronaut, encode_clip, panned_frames
 
 from comps.animation.avatars import DEFAULT_ID, AvatarRegistry
 from comps.animation.detect import HaarDetector
-from comps.animation.track import Frame
+from comps.animation.track import FaceTrack, Frame
 from comps.core.errors import InvalidRequest, NotFound, PayloadTooLarge, Unprocessable
 
 
@@ -24,9 +25,16 @@ class NeverDetect:
         raise AssertionError("the face was detected again")
 
 
-def registry(root: Path, detector: object | None = None, **limits: int) -> AvatarRegistry:
+def registry(
+    root: Path, detector: object | None = None, analyzers: Sequence[object] = (), **limits: int
+) -> AvatarRegistry:
     options = {"max_frames": 125, "max_side": 1024, "cache_size": 8} | limits
-    return AvatarRegistry(root=root, detector=detector or HaarDetector(), **options)  # type: ignore[arg-type]
+    return AvatarRegistry(
+        root=root,
+        detector=detector or HaarDetector(),  # type: ignore[arg-type]
+        analyzers=analyzers,  # type: ignore[arg-type]
+        **options,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -170,3 +178,75 @@ def test_preview_is_a_small_png(tmp_path: Path, png: bytes) -> None:
     avatar_id = avatars.register(png, name=None).info.id
     preview = cv2.imdecode(np.frombuffer(avatars.preview_png(avatar_id), np.uint8), cv2.IMREAD_COLOR)
     assert preview.shape == (320, 320, 3)
+
+
+class Measure:
+    """An analyzer that derives arrays from the track and counts its calls (the registry's side of the contract)."""
+
+    name = "measure"
+
+    def __init__(self, version: str = "v1", *, fail: bool = False) -> None:
+        self.version = version
+        self.fail = fail
+        self.calls = 0
+
+    def analyze(self, track: FaceTrack) -> dict[str, np.ndarray]:
+        self.calls += 1
+        if self.fail:
+            raise ValueError("this face cannot be measured")
+        assert track.landmarks is not None
+        return {"centre": track.landmarks[0].mean(axis=0), "box": track.boxes[0].copy()}
+
+
+def test_analysis_runs_at_registration_is_stored_and_reused(tmp_path: Path, png: bytes) -> None:
+    measure = Measure()
+    first = registry(tmp_path, analyzers=[measure])
+    avatar = first.register(png, name=None)
+    assert measure.calls == 1
+    track = avatar.track
+    assert track.landmarks is not None and track.landmarks.shape == (1, 5, 2)
+    stored = dict(track.analysis["measure"])
+    assert np.allclose(stored["centre"], track.landmarks[0].mean(axis=0))
+    assert (tmp_path / avatar.info.id / "analysis-measure.npz").is_file()
+
+    again = Measure()  # a restart with the same analyzer: read back, not recomputed
+    reloaded = registry(tmp_path, NeverDetect(), analyzers=[again]).get(avatar.info.id).track
+    assert again.calls == 0
+    assert set(reloaded.analysis) == {"measure"}
+    for key, value in stored.items():
+        assert np.array_equal(reloaded.analysis["measure"][key], value)
+    assert reloaded.landmarks is not None and np.array_equal(reloaded.landmarks, track.landmarks)
+
+    changed = Measure("v2")  # other weights or rules: analysed again and stored for next time
+    registry(tmp_path, NeverDetect(), analyzers=[changed]).get(avatar.info.id)
+    assert changed.calls == 1
+    later = Measure("v2")
+    registry(tmp_path, NeverDetect(), analyzers=[later]).get(avatar.info.id)
+    assert later.calls == 0
+
+
+def test_avatar_registered_before_an_analyzer_existed_is_analysed_on_load(tmp_path: Path, png: bytes) -> None:
+    avatar = registry(tmp_path).register(png, name=None)
+    assert not (tmp_path / avatar.info.id / "analysis-measure.npz").exists()
+    measure = Measure()
+    track = registry(tmp_path, NeverDetect(), analyzers=[measure]).get(avatar.info.id).track
+    assert measure.calls == 1 and "measure" in track.analysis
+    assert (tmp_path / avatar.info.id / "analysis-measure.npz").is_file()
+
+
+def test_default_avatar_is_analysed_in_memory(tmp_path: Path, shared_dir: Path) -> None:
+    measure = Measure()
+    reg = registry(tmp_path / "avatars", analyzers=[measure])
+    default = reg.register_default(shared_dir / "assets" / "avatar_astronaut.png")
+    assert measure.calls == 1 and "measure" in default.track.analysis
+    assert list((tmp_path / "avatars").iterdir()) == []  # nothing written for the default avatar
+
+
+def test_face_an_analyzer_cannot_use_is_unprocessable(tmp_path: Path, png: bytes, shared_dir: Path) -> None:
+    reg = registry(tmp_path / "avatars", analyzers=[Measure(fail=True)])
+    with pytest.raises(Unprocessable) as caught:
+        reg.register(png, name=None)
+    assert caught.value.code == "face_not_usable" and "cannot be measured" in caught.value.message
+    assert list((tmp_path / "avatars").iterdir()) == []  # nothing half-registered
+    with pytest.raises(ValueError, match="not usable"):
+        reg.register_default(shared_dir / "assets" / "avatar_astronaut.png")

@@ -1,9 +1,10 @@
 """The SadTalker mode in the animation service: official checkpoint layout, HTTP render, paste-back, errors.
 
 Deterministic weights (the fixtures' fill rule, spectral norms fixed) are written in the official
-`SadTalker_V0.0.2_256.safetensors` layout and `mapping_00229-model.pth.tar`, then loaded by the
-product loader at start-up. The generator costs ~25 s per 256 frame on 2 CPU cores: the clip is
-4 frames (one batch) and the paste-back check renders 1 frame.
+`SadTalker_V0.0.2_256.safetensors` layout and `mapping_00229-model.pth.tar` (`sadtalker_dir`, see
+`support.sadtalker_weights`), then loaded by the product loader at start-up. The generator costs
+~25 s per 256 frame on 2 CPU cores: the clip is 4 frames (one batch) and the paste-back check
+renders 1 frame.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from types import ModuleType
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import save_file
 from support.avatar_media import astronaut
 from support.models import speak
 from support.wav2lip_weights import write_checkpoint
@@ -25,13 +25,7 @@ from support.wav2lip_weights import write_checkpoint
 from comps.animation.app import create_app
 from comps.animation.backends.sadtalker import SadTalkerMode
 from comps.animation.options import RenderOptions
-from comps.animation.sadtalker.audio2exp import ExpNet
-from comps.animation.sadtalker.audio2pose import Audio2Pose
 from comps.animation.sadtalker.checkpoints import DOWNLOAD_HINT, CheckpointMissingError
-from comps.animation.sadtalker.face3d import ReconNet
-from comps.animation.sadtalker.generator import OcclusionAwareSPADEGenerator
-from comps.animation.sadtalker.keypoints import KPDetector
-from comps.animation.sadtalker.mapping import MappingNet
 from comps.animation.settings import AnimationSettings
 from comps.core.audio import encode_wav
 
@@ -50,7 +44,6 @@ def _load_test_module(name: str, path: Path) -> ModuleType:
 
 
 HERE = Path(__file__).parent
-FILL = _load_test_module("sadtalker_test_fill", HERE / "sadtalker" / "fill.py")
 APP = _load_test_module("animation_test_app", HERE / "test_app.py")
 
 
@@ -60,29 +53,6 @@ def _few_threads() -> Iterator[None]:
     torch.set_num_threads(2)
     yield
     torch.set_num_threads(before)
-
-
-def _filled(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return FILL.snfix(FILL.filled_state_dict(module.state_dict()))
-
-
-@pytest.fixture(scope="module")
-def sadtalker_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The official file names and key layout: one prefix per network in the safetensors, `mapping` in the .pth.tar."""
-    folder = tmp_path_factory.mktemp("sadtalker")
-    tensors: dict[str, torch.Tensor] = {}
-    for prefix, net in (
-        ("face_3drecon", ReconNet()),
-        ("audio2exp", ExpNet()),
-        ("audio2pose", Audio2Pose()),
-        ("kp_extractor", KPDetector()),
-        ("generator", OcclusionAwareSPADEGenerator()),
-    ):
-        for key, value in _filled(net).items():
-            tensors[f"{prefix}.{key}"] = value.contiguous()
-    save_file(tensors, str(folder / "SadTalker_V0.0.2_256.safetensors"))
-    torch.save({"mapping": _filled(MappingNet(coeff_nc=70))}, folder / "mapping_00229-model.pth.tar")
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -150,10 +120,10 @@ async def test_render_over_http_and_paste_back(
         backend = service.backends["sadtalker"]
         assert isinstance(backend, SadTalkerMode)
         track = service.registry.get("default").track
-        source = backend.source("default", track)
-        assert backend.source("default", track) is source  # extracted once, cached by avatar id
+        assert set(track.analysis) == {"sadtalker"}  # analysed when FACE was registered, at start-up
+        source = backend.source(track)
         assert source.coeffs.shape == (70,) and source.picture.shape == (256, 256, 3)
-        frames = list(backend.frames("default", track, clip[:640], RenderOptions(still=True)))
+        frames = list(backend.frames(track, clip[:640], RenderOptions(still=True)))
     avatar = astronaut(shared_dir)
     assert len(frames) == 1 and frames[0].shape == avatar.shape
     region = source.region
