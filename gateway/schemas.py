@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from comps.core.contracts import SadTalkerOptions
 from megaservice.avatarchatbot import AvatarParameters
 from megaservice.chat import ChatMessage
 
@@ -14,7 +15,8 @@ class AvatarChatRequest(BaseModel):
     """`POST /v1/avatarchatbot`: OPEA's fields with OPEA's defaults, except `max_tokens` (ours: the setting).
 
     Ours, all optional: `text` (a typed question; ASR is skipped), `avatar`, `inference_mode`, `fps`,
-    `language`, `seed`, and `detailed` (answer with JSON instead of OPEA's bare video path).
+    `animation_options` (SadTalker's), `language`, `seed`, and `detailed` (answer with JSON instead of
+    OPEA's bare video path).
     """
 
     model_config = ConfigDict(extra="ignore")
@@ -40,6 +42,9 @@ class AvatarChatRequest(BaseModel):
     avatar: str | None = Field(default=None, max_length=200, description="avatar id (GET /v1/avatars)")
     inference_mode: str | None = Field(default=None, max_length=64)
     fps: float | None = Field(default=None, gt=0, le=60)
+    animation_options: SadTalkerOptions | None = Field(
+        default=None, description="SadTalker modes: still, expression_scale, pose_style, seed, input_yaw/pitch/roll"
+    )
     detailed: bool = Field(default=False, description="answer with transcript, text, video_url and timings")
 
     @field_validator("text")
@@ -80,7 +85,8 @@ class AvatarChatRequest(BaseModel):
             model=self.model if self.model is not None else model, system_prompt=system_prompt,
             history=self.history(), language=self.language,
             voice=None if self.voice in (None, "", "default") else self.voice,
-            avatar=self.avatar, inference_mode=self.inference_mode, fps=self.fps, sentence_min_chars=min_chars,
+            avatar=self.avatar, inference_mode=self.inference_mode, fps=self.fps,
+            animation_options=self.animation_options, sentence_min_chars=min_chars,
         )  # fmt: skip
 
 

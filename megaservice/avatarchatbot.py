@@ -11,7 +11,15 @@ import httpx
 from pydantic import BaseModel
 from starlette.types import ASGIApp
 
-from comps.core.contracts import AnimationRequest, AnimationResponse, AsrRequest, AsrResponse, TtsRequest, TtsResponse
+from comps.core.contracts import (
+    AnimationRequest,
+    AnimationResponse,
+    AsrRequest,
+    AsrResponse,
+    SadTalkerOptions,
+    TtsRequest,
+    TtsResponse,
+)
 from comps.core.errors import InvalidRequest, UpstreamError
 from comps.tts.chunker import SentenceAggregator
 from megaservice.calls import build_client
@@ -69,6 +77,7 @@ class AvatarParameters:
     avatar: str | None = None
     inference_mode: str | None = None
     fps: float | None = None
+    animation_options: SadTalkerOptions | None = None
     sentence_min_chars: int = 24
     sentence_max_chars: int = 300
 
@@ -113,9 +122,12 @@ def sentence_speech_request(sentence: str, ctx: ScheduleContext) -> TtsRequest:
 
 
 def animation_request(tts: TtsResponse, ctx: ScheduleContext) -> AnimationRequest:
-    """Edge tts -> animation: the speech plus the avatar, inference mode and fps."""
+    """Edge tts -> animation: the speech plus the avatar, inference mode, fps and SadTalker options."""
     p = _parameters(ctx)
-    return AnimationRequest(byte_str=tts.tts_result, avatar=p.avatar, inference_mode=p.inference_mode, fps=p.fps)
+    options = p.animation_options.model_dump(exclude_none=True) if p.animation_options is not None else {}
+    return AnimationRequest(
+        byte_str=tts.tts_result, avatar=p.avatar, inference_mode=p.inference_mode, fps=p.fps, **options
+    )
 
 
 async def sentences(tokens: AsyncIterator[Any], ctx: ScheduleContext) -> AsyncIterator[str]:

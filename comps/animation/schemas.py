@@ -1,37 +1,14 @@
-"""The animation service's own request/response models (OPEA's /v1/animation ones live in comps.core.contracts)."""
+"""The animation service's own request/response models (`/v1/animation`'s live in comps.core.contracts, shared)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from comps.core import contracts
-from comps.core.contracts import AnimationResponse
-
-# Upstream's --input_yaw/pitch/roll: degrees; the renderer's angle bins span [-99, 96].
-Angle = Annotated[float, Field(ge=-90.0, le=90.0, allow_inf_nan=False)]
-Angles = Annotated[list[Angle], Field(min_length=1, max_length=64)]
+from comps.core.contracts import AnimationRequest, AnimationResponse
 
 __all__ = ["AnimationRequest", "AnimationResponse", "AvatarList", "AvatarOut", "Wav2LipRequest", "Wav2LipResponse"]
-
-
-class AnimationRequest(contracts.AnimationRequest):
-    """OPEA's `/v1/animation` body plus optional SadTalker options (400 when the mode does not take them)."""
-
-    still: bool | None = Field(default=None, description="SadTalker: keep the avatar's head pose, no blinks")
-    expression_scale: float | None = Field(
-        default=None, ge=0.0, le=5.0, description="SadTalker: multiplies the predicted expression"
-    )
-    pose_style: int | None = Field(default=None, ge=0, le=45, description="SadTalker: head-motion style 0..45")
-    seed: int | None = Field(
-        default=None, ge=0, le=2**63 - 1, description="SadTalker: seeds head motion and blinks (default 0)"
-    )
-    input_yaw: Angles | None = Field(
-        default=None, description="SadTalker: head yaw in degrees, one value or several visited in turn"
-    )
-    input_pitch: Angles | None = Field(default=None, description="SadTalker: head pitch in degrees (as input_yaw)")
-    input_roll: Angles | None = Field(default=None, description="SadTalker: head roll in degrees (as input_yaw)")
 
 
 class Wav2LipRequest(BaseModel):

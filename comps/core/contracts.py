@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -36,8 +38,31 @@ class TtsResponse(_Contract):
     tts_result: str
 
 
-class AnimationRequest(_Contract):
-    """`POST /v1/animation`: OPEA's `byte_str` plus our optional fields."""
+# Upstream SadTalker's --input_yaw/pitch/roll: degrees; the renderer's angle bins span [-99, 96].
+Angle = Annotated[float, Field(ge=-90.0, le=90.0, allow_inf_nan=False)]
+Angles = Annotated[list[Angle], Field(min_length=1, max_length=64)]
+
+
+class SadTalkerOptions(_Contract):
+    """The SadTalker modes' per-request options; the animation service refuses them (400) for other modes."""
+
+    still: bool | None = Field(default=None, description="SadTalker: keep the avatar's head pose, no blinks")
+    expression_scale: float | None = Field(
+        default=None, ge=0.0, le=5.0, description="SadTalker: multiplies the predicted expression"
+    )
+    pose_style: int | None = Field(default=None, ge=0, le=45, description="SadTalker: head-motion style 0..45")
+    seed: int | None = Field(
+        default=None, ge=0, le=2**63 - 1, description="SadTalker: seeds head motion and blinks (default 0)"
+    )
+    input_yaw: Angles | None = Field(
+        default=None, description="SadTalker: head yaw in degrees, one value or several visited in turn"
+    )
+    input_pitch: Angles | None = Field(default=None, description="SadTalker: head pitch in degrees (as input_yaw)")
+    input_roll: Angles | None = Field(default=None, description="SadTalker: head roll in degrees (as input_yaw)")
+
+
+class AnimationRequest(SadTalkerOptions):
+    """`POST /v1/animation`: OPEA's `byte_str` plus our optional fields (the SadTalker options among them)."""
 
     byte_str: str = Field(description="base64 of the speech audio")
     avatar: str | None = Field(default=None, description="avatar id; the service default when absent")

@@ -59,6 +59,7 @@ async def test_parameters_are_mapped_faithfully_to_each_stage(stack: Any, chatbo
         "audio": AUDIO, "temperature": 0, "top_p": 0.5, "top_k": 3, "repetition_penalty": 1.2,
         "presence_penalty": 0.4, "frequency_penalty": 0.3, "voice": "joe", "avatar": "anna",
         "inference_mode": "wav2lip_gan", "fps": 20, "language": "en", "seed": 7,
+        "animation_options": {"still": True, "seed": 3, "input_roll": [5, -5]},
         "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}],
     }  # fmt: skip
     async with gateway(stack, chatbot_for) as client:
@@ -77,6 +78,7 @@ async def test_parameters_are_mapped_faithfully_to_each_stage(stack: Any, chatbo
     assert stack.seen["tts"] == [{"text": ANSWER, "voice": "joe"}]
     animation = stack.seen["animation"][0]
     assert (animation["avatar"], animation["inference_mode"], animation["fps"]) == ("anna", "wav2lip_gan", 20)
+    assert (animation["still"], animation["seed"], animation["input_roll"]) == (True, 3, [5.0, -5.0])
 
 
 @pytest.mark.anyio
@@ -96,7 +98,9 @@ async def test_text_input_skips_asr_and_default_voice_is_the_services(stack: Any
 @pytest.mark.parametrize(
     ("payload", "param"),
     [({}, None), ({"text": "   "}, "text"), ({"audio": AUDIO, "temperature": -1}, "temperature"),
-     ({"audio": AUDIO, "fps": 0}, "fps"), ({"audio": AUDIO, "messages": [{"role": "bot", "content": "x"}]}, None)],
+     ({"audio": AUDIO, "fps": 0}, "fps"),
+     ({"audio": AUDIO, "animation_options": {"pose_style": 99}}, "animation_options.pose_style"),
+     ({"audio": AUDIO, "messages": [{"role": "bot", "content": "x"}]}, None)],
 )  # fmt: skip
 async def test_bad_input_is_400_in_the_envelope(stack: Any, chatbot_for: Any, payload: Any, param: Any) -> None:
     async with gateway(stack, chatbot_for) as client:

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from comps.core.contracts import AsrResponse, TtsResponse
+from comps.core.contracts import AsrResponse, SadTalkerOptions, TtsResponse
 from comps.core.errors import InvalidRequest, UpstreamError
 from megaservice.avatarchatbot import (
     DEFAULT_MAX_TOKENS,
@@ -65,7 +65,23 @@ def test_voice_goes_to_tts_and_avatar_mode_fps_to_animation() -> None:
     video = animation_request(
         TtsResponse(tts_result="UklGRg=="), ctx(avatar="anna", inference_mode="wav2lip_gan", fps=20)
     )
-    assert video.model_dump() == {"byte_str": "UklGRg==", "avatar": "anna", "inference_mode": "wav2lip_gan", "fps": 20}
+    assert video.model_dump(exclude_none=True) == {
+        "byte_str": "UklGRg==",
+        "avatar": "anna",
+        "inference_mode": "wav2lip_gan",
+        "fps": 20,
+    }
+    options = SadTalkerOptions(still=True, pose_style=3, input_yaw=[10, -10])
+    talking = animation_request(
+        TtsResponse(tts_result="UklGRg=="), ctx(inference_mode="sadtalker", animation_options=options)
+    )
+    assert talking.model_dump(exclude_none=True) == {
+        "byte_str": "UklGRg==",
+        "inference_mode": "sadtalker",
+        "still": True,
+        "pose_style": 3,
+        "input_yaw": [10.0, -10.0],
+    }
 
 
 def test_an_empty_answer_is_a_502_naming_the_llm() -> None:
