@@ -22,7 +22,16 @@ from ui.video import join_segments
 logger = logging.getLogger(__name__)
 
 # "default" leaves the choice to the animation service (its INFERENCE_MODE); the rest are its modes.
-MODES = ["default", "wav2lip", "wav2lip_gan", "wav2lip+gfpgan"]
+MODES = ["default", "wav2lip", "wav2lip_gan", "wav2lip+gfpgan", "sadtalker", "sadtalker+gfpgan"]
+FIXED_RATE_MODES = ("sadtalker", "sadtalker+gfpgan")  # they render at 25 fps only: the slider does not apply
+
+
+def animation_choice(mode: str, fps: float) -> tuple[str | None, float | None]:
+    """The request's `inference_mode` and `fps` for the page's dropdown and slider."""
+    name = None if mode in ("", "default") else mode
+    return name, None if name in FIXED_RATE_MODES or not fps else fps
+
+
 ClientFactory = Callable[[], GatewayClient]
 
 
@@ -87,12 +96,13 @@ class Page:
         if not audio_path and not text.strip():
             yield None, "", "", "**Error:** record or upload a question, or type one.", chat, history
             return
+        inference_mode, rate = animation_choice(mode, fps)
         question = Question(
             audio_b64=await anyio.to_thread.run_sync(_read_b64, audio_path) if audio_path else None,
             text=text.strip() or None if not audio_path else None,
             avatar=avatar or None,
-            inference_mode=None if mode in ("", "default") else mode,
-            fps=fps or None,
+            inference_mode=inference_mode,
+            fps=rate,
             voice=voice.strip() or None,
             history=tuple(history[-self.settings.history_turns :]) if self.settings.history_turns else (),
         )
@@ -170,7 +180,7 @@ def build_blocks(page: Page) -> gr.Blocks:
                     add = gr.Button("Add avatar")
                 with gr.Accordion("Options", open=False):
                     mode = gr.Dropdown(label="Animation", choices=MODES, value=MODES[0])
-                    fps = gr.Slider(label="Frames per second", minimum=5, maximum=30, step=1, value=25)
+                    fps = gr.Slider(label="Frames per second (Wav2Lip modes)", minimum=5, maximum=30, step=1, value=25)
                     voice = gr.Textbox(label="Voice", value="", placeholder="the service's default")
             with gr.Column():
                 video = gr.Video(label="Answer", autoplay=True, elem_id="answer-video")
