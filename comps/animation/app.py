@@ -140,6 +140,7 @@ def create_app(settings: AnimationSettings | None = None, backend: AnimationBack
         """OPEA: base64 speech in, a lip-synced MP4 (H.264 + AAC) out, by id, path and URL."""
         options = RenderOptions(
             still=body.still,
+            blink=body.blink,
             expression_scale=body.expression_scale,
             pose_style=body.pose_style,
             seed=body.seed,

@@ -1,4 +1,4 @@
-"""Per-request render options beyond OPEA's: SadTalker's `still`, `expression_scale`, `pose_style`, `seed`, angles.
+"""Per-request render options beyond OPEA's: SadTalker's `still`, `blink`, `expression_scale`, `pose_style`, etc.
 
 A mode that takes them implements `OptionsBackend` on top of `AnimationBackend`; the service hands
 options only to such a mode and refuses them (400) for the others, so a request never has an
@@ -23,6 +23,7 @@ class RenderOptions:
     """Options a request may set; None means the server's default for the mode."""
 
     still: bool | None = None
+    blink: bool | None = None
     expression_scale: float | None = None
     pose_style: int | None = None
     seed: int | None = None

@@ -46,7 +46,10 @@ Angles = Annotated[list[Angle], Field(min_length=1, max_length=64)]
 class SadTalkerOptions(_Contract):
     """The SadTalker modes' per-request options; the animation service refuses them (400) for other modes."""
 
-    still: bool | None = Field(default=None, description="SadTalker: keep the avatar's head pose, no blinks")
+    still: bool | None = Field(
+        default=None, description="SadTalker: keep the avatar's head pose (and no blinks unless blink is true)"
+    )
+    blink: bool | None = Field(default=None, description="SadTalker: random eye blinks; default: unless still")
     expression_scale: float | None = Field(
         default=None, ge=0.0, le=5.0, description="SadTalker: multiplies the predicted expression"
     )

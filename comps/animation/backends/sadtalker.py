@@ -153,6 +153,7 @@ class SadTalkerMode:
             yaw=options.input_yaw,
             pitch=options.input_pitch,
             roll=options.input_roll,
+            blink=options.blink,
         )
         return self._compose(track, source, faces)
 

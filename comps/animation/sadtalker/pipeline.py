@@ -38,6 +38,16 @@ def spread_degrees(values: Sequence[float], num_frames: int) -> npt.NDArray[np.f
     return np.interp(positions, travelled, vals).astype(np.float32)
 
 
+def blink_sequence(frames: int, *, still: bool, blink: bool | None, seed: int) -> npt.NDArray[np.float32]:
+    """The eye-blink ratio per frame (frames, 1): upstream's random blinks, or zeros (no blinks).
+
+    `blink` None follows upstream: blinks unless `still`.
+    """
+    if still if blink is None else not blink:
+        return np.zeros((frames, 1), np.float32)
+    return blink_ratio(frames, np.random.default_rng(seed))
+
+
 def to_uint8_frames(images: torch.Tensor) -> npt.NDArray[np.uint8]:
     """Convert (n, 3, H, W) images in [0, 1] to (n, H, W, 3) uint8 RGB, rounding to nearest."""
     out = (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1)
@@ -113,6 +123,7 @@ class SadTalkerPipeline:
         yaw: Sequence[float] | None = None,
         pitch: Sequence[float] | None = None,
         roll: Sequence[float] | None = None,
+        blink: bool | None = None,
     ) -> Iterator[npt.NDArray[np.uint8]]:
         """Yield ``floor(len(audio) / 640)`` frames (size, size, 3) uint8 RGB at 25 fps.
 
@@ -120,13 +131,15 @@ class SadTalkerPipeline:
             source_image_rgb: the (cropped) source face (H, W, 3) uint8; resized to size x size.
             source_coeffs: from ``extract_coeffs`` (70 values; 73 in the full modes).
             audio_16k: mono speech at 16 kHz, float32.
-            still: keep the source head pose and skip random blinks.
+            still: keep the source head pose (and, unless ``blink`` says otherwise, skip random blinks).
             expression_scale: multiplies the predicted expression coefficients.
             pose_style: head-motion style in [0, 46).
             seed: seeds the blink positions and the pose latents (same seed, same video).
             yaw: optional head yaw in degrees (one value, or several visited in turn).
             pitch: optional head pitch in degrees.
             roll: optional head roll in degrees.
+            blink: random eye blinks (upstream's: 5-frame blinks, none in clips of 20 frames or
+                fewer); None: blink unless ``still``, as upstream does.
         """
         source = np.asarray(source_coeffs, dtype=np.float32).reshape(-1)
         need = FULL_DIM if self.full else SEMANTIC_DIM
@@ -139,7 +152,7 @@ class SadTalkerPipeline:
         if frames == 0:
             raise ValueError(f"audio shorter than one video frame ({1000 // FPS} ms)")
         mels = torch.from_numpy(windows).to(self.device).view(1, frames, 1, *windows.shape[1:])
-        ratio = np.zeros((frames, 1), np.float32) if still else blink_ratio(frames, np.random.default_rng(seed))
+        ratio = blink_sequence(frames, still=still, blink=blink, seed=seed)
         z = draw_latents(frames, torch.Generator().manual_seed(seed)).to(self.device)
         coeffs = audio_to_coeffs(
             expnet=self.nets.audio2exp,

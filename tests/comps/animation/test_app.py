@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,7 +11,7 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-from fastapi import FastAPI
+from support.animation_http import check_video, envelope, serve
 from support.avatar_media import astronaut, encode_clip, panned_frames
 from support.gfpgan_weights import write_gfpgan_checkpoint
 from support.models import speak
@@ -70,58 +68,6 @@ async def client(tmp_path: Path, checkpoints: Path, shared_dir: Path) -> AsyncIt
     app = create_app(settings_for(tmp_path, checkpoints, shared_dir, modes=["wav2lip_gan"]))
     async with serve(app) as http:
         yield http
-
-
-def serve(app: FastAPI) -> _Served:
-    return _Served(app)
-
-
-class _Served:
-    """The app's lifespan plus an ASGI client, as one async context."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.app = app
-
-    async def __aenter__(self) -> httpx.AsyncClient:
-        self._life = self.app.router.lifespan_context(self.app)
-        await self._life.__aenter__()
-        self._http = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://t", timeout=300)
-        return self._http
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._http.aclose()
-        await self._life.__aexit__(None, None, None)
-
-
-def ffprobe(path: Path) -> dict:
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-count_frames", "-of", "json", str(path)],
-        capture_output=True,
-        check=True,
-        text=True,
-    )
-    return json.loads(out.stdout)
-
-
-def check_video(path: Path, *, fps: float, seconds: float, frames: int) -> None:
-    info = ffprobe(path)
-    video = next(s for s in info["streams"] if s["codec_type"] == "video")
-    audio = next(s for s in info["streams"] if s["codec_type"] == "audio")
-    assert (video["codec_name"], video["pix_fmt"], audio["codec_name"]) == ("h264", "yuv420p", "aac")
-    num, den = (int(v) for v in video["r_frame_rate"].split("/"))
-    assert num / den == fps
-    assert int(video["nb_read_frames"]) == frames
-    assert abs(float(video["duration"]) - seconds) <= 1 / fps  # within one frame of the audio
-    assert abs(float(info["format"]["duration"]) - seconds) <= 1 / fps
-
-
-def envelope(response: httpx.Response, status: int, code: str | None = None) -> dict:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert set(error) == {"message", "type", "code", "param"} and error["message"]
-    if code is not None:
-        assert error["code"] == code, error
-    return error
 
 
 async def test_animation_end_to_end(client: httpx.AsyncClient, speech: np.ndarray, tmp_path: Path) -> None:

@@ -10,14 +10,11 @@ renders 1 frame.
 from __future__ import annotations
 
 import base64
-import importlib.util
-from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
-import torch
+from support.animation_http import check_video, envelope, serve
 from support.avatar_media import astronaut
 from support.models import speak
 from support.wav2lip_weights import write_checkpoint
@@ -31,28 +28,7 @@ from comps.core.audio import encode_wav
 
 SR = 16_000
 FRAMES = 4  # one generator batch
-pytestmark = pytest.mark.anyio
-
-
-def _load_test_module(name: str, path: Path) -> ModuleType:
-    # --import-mode=importlib and no __init__.py: load sibling helpers by path.
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-HERE = Path(__file__).parent
-APP = _load_test_module("animation_test_app", HERE / "test_app.py")
-
-
-@pytest.fixture(autouse=True)
-def _few_threads() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("two_threads")]
 
 
 @pytest.fixture(scope="module")
@@ -97,23 +73,23 @@ async def test_render_over_http_and_paste_back(
     app = create_app(settings)
     clip = speech[SR // 2 : SR // 2 + FRAMES * 640 + 100]  # 4 frames and a tail shorter than one
     assert np.abs(clip).max() > 0.05  # speech, not silence
-    async with APP.serve(app) as client:
+    async with serve(app) as client:
         # Refused before any work: another fps, SadTalker options on a Wav2Lip mode, audio under one frame.
         r = await client.post("/v1/animation", json={"byte_str": b64(clip), "inference_mode": "sadtalker", "fps": 12})
-        APP.envelope(r, 400, "fps_fixed")
+        envelope(r, 400, "fps_fixed")
         r = await client.post("/v1/animation", json={"byte_str": b64(clip), "inference_mode": "wav2lip", "still": True})
-        assert APP.envelope(r, 400, "option_not_supported")["param"] == "still"
+        assert envelope(r, 400, "option_not_supported")["param"] == "still"
         r = await client.post("/v1/animation", json={"byte_str": b64(clip[:600])})
-        APP.envelope(r, 400, "audio_too_short")
+        envelope(r, 400, "audio_too_short")
         r = await client.post("/v1/animation", json={"byte_str": b64(clip), "pose_style": 46})
-        APP.envelope(r, 400)
+        envelope(r, 400)
 
         body = {"byte_str": b64(clip), "inference_mode": "sadtalker", "seed": 3, "pose_style": 2}
         r = await client.post("/v1/animation", json=body | {"expression_scale": 1.2})
         assert r.status_code == 200, r.text
         out = r.json()
         assert (out["frames"], out["fps"], out["duration_s"]) == (FRAMES, 25.0, FRAMES / 25)
-        APP.check_video(Path(out["video_path"]), fps=25, seconds=clip.size / SR, frames=FRAMES)
+        check_video(Path(out["video_path"]), fps=25, seconds=clip.size / SR, frames=FRAMES)
 
         # The backend directly, before encoding: outside the pasted square the frame is the avatar's.
         service = app.state.animation

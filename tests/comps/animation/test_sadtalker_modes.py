@@ -1,4 +1,4 @@
-"""SadTalker beyond the default: analysis at registration, head-angle overrides, and `full` + 512 + GFPGAN.
+"""SadTalker beyond the default: analysis at registration, head angles and blinks, and `full` + 512 + GFPGAN.
 
 Same deterministic checkpoints as test_sadtalker_backend.py (`sadtalker_dir`). Each render is one
 frame: the generator costs ~25 s per frame at 256 and about a minute at 512 on 2 CPU cores.
@@ -7,15 +7,12 @@ frame: the generator costs ~25 s per frame at 256 and about a minute at 512 on 2
 from __future__ import annotations
 
 import base64
-import importlib.util
-from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pytest
-import torch
+from support.animation_http import envelope, ffprobe, serve
 from support.gfpgan_weights import write_gfpgan_checkpoint
 from support.models import speak
 
@@ -28,26 +25,7 @@ from comps.animation.settings import AnimationSettings
 from comps.core.audio import encode_wav
 
 SR = 16_000
-pytestmark = [pytest.mark.anyio, pytest.mark.slow]
-
-
-def _load_test_module(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-APP = _load_test_module("animation_test_app", Path(__file__).with_name("test_app.py"))
-
-
-@pytest.fixture(autouse=True)
-def _few_threads() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
+pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.usefixtures("two_threads")]
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +57,7 @@ async def test_avatar_is_analysed_at_registration_and_reused_after_restart(
     png = (shared_dir / "assets" / "avatar_astronaut.png").read_bytes()
     settings = settings_for(tmp_path, sadtalker_dir)
     app = create_app(settings)
-    async with APP.serve(app) as client:
+    async with serve(app) as client:
         r = await client.post("/v1/avatars", files={"file": ("astro.png", png, "image/png")})
         assert r.status_code == 201, r.text
         avatar_id = r.json()["id"]
@@ -96,12 +74,12 @@ async def test_avatar_is_analysed_at_registration_and_reused_after_restart(
 
     monkeypatch.setattr(SadTalkerMode, "analyze", never)
     restarted = create_app(settings)
-    async with APP.serve(restarted):
+    async with serve(restarted):
         track = restarted.state.animation.registry.get(avatar_id).track
         assert np.array_equal(track.analysis["sadtalker"]["coeffs"], stored["coeffs"])
 
 
-async def test_head_angle_overrides_reach_the_renderer(
+async def test_head_angles_and_blinks_reach_the_renderer(
     tmp_path: Path, shared_dir: Path, sadtalker_dir: Path, one_frame: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[dict[str, Any]] = []
@@ -113,17 +91,18 @@ async def test_head_angle_overrides_reach_the_renderer(
 
     monkeypatch.setattr(SadTalkerPipeline, "render", spy)
     settings = settings_for(tmp_path, sadtalker_dir, face=shared_dir / "assets" / "avatar_astronaut.png")
-    async with APP.serve(create_app(settings)) as client:
+    async with serve(create_app(settings)) as client:
         for bad in ({"input_yaw": [120.0]}, {"input_pitch": []}, {"input_roll": "up"}, {"input_yaw": [0.0] * 65}):
             r = await client.post("/v1/animation", json={"byte_str": one_frame} | bad)
-            APP.envelope(r, 400)
+            envelope(r, 400)
         assert seen == []
-        body = {"byte_str": one_frame, "input_yaw": [20, -20], "input_roll": [5], "still": True}
+        body = {"byte_str": one_frame, "input_yaw": [20, -20], "input_roll": [5], "still": True, "blink": True}
         r = await client.post("/v1/animation", json=body)
         assert r.status_code == 200, r.text
         assert r.json()["frames"] == 1
     assert len(seen) == 1
     assert (seen[0]["yaw"], seen[0]["pitch"], seen[0]["roll"]) == ((20.0, -20.0), None, (5.0,))
+    assert (seen[0]["still"], seen[0]["blink"]) == (True, True)
 
 
 async def test_full_preprocess_at_512_with_gfpgan(
@@ -141,7 +120,7 @@ async def test_full_preprocess_at_512_with_gfpgan(
         face=shared_dir / "assets" / "avatar_astronaut.png",
     )
     app = create_app(settings)
-    async with APP.serve(app) as client:
+    async with serve(app) as client:
         backend = app.state.animation.backends["sadtalker+gfpgan"]
         assert isinstance(backend, SadTalkerMode) and backend.enhancer is not None
         assert backend.pipeline.size == 512 and backend.pipeline.full
@@ -160,7 +139,7 @@ async def test_full_preprocess_at_512_with_gfpgan(
         assert r.status_code == 200, r.text
         out = r.json()
     assert (out["frames"], out["fps"]) == (1, 25.0)
-    streams = {s["codec_type"]: s for s in APP.ffprobe(Path(out["video_path"]))["streams"]}
+    streams = {s["codec_type"]: s for s in ffprobe(Path(out["video_path"]))["streams"]}
     video = streams["video"]
     assert (video["codec_name"], streams["audio"]["codec_name"], int(video["nb_read_frames"])) == ("h264", "aac", 1)
     assert (video["width"], video["height"]) == (1024, 1024)  # GFPGAN's upscale 2 on the 512 avatar

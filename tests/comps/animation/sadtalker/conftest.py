@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -31,12 +31,8 @@ FILL = _load_fill()
 
 
 @pytest.fixture(autouse=True)
-def _few_threads() -> Iterator[None]:
-    """The test machine has 2 shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
+def _few_threads(two_threads: None) -> None:
+    """Every network test here runs on 2 threads (see the parent conftest)."""
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from comps.animation.sadtalker.audio2pose import Audio2Pose
 from comps.animation.sadtalker.checkpoints import SadTalkerNetworks
 from comps.animation.sadtalker.face3d import ReconNet
 from comps.animation.sadtalker.mapping import MappingNet
-from comps.animation.sadtalker.pipeline import SadTalkerPipeline, spread_degrees
+from comps.animation.sadtalker.pipeline import SadTalkerPipeline, blink_sequence, spread_degrees
 
 # Two video frames (80 ms at 16 kHz): one generator call costs ~25 s on 2 CPU cores.
 FRAMES = 2
@@ -28,6 +28,16 @@ def test_spread_degrees() -> None:
     assert np.allclose(spread_degrees([0.0, 30.0, 15.0], 7), [0, 7.5, 15, 22.5, 30, 22.5, 15])
     with pytest.raises(ValueError):
         spread_degrees([], 3)
+
+
+def test_blinks_follow_still_unless_asked() -> None:
+    frames = 100  # upstream draws blinks only in clips longer than 20 frames
+    moving = blink_sequence(frames, still=False, blink=None, seed=4)
+    assert moving.shape == (frames, 1) and moving.max() == 1.0  # at least one full blink
+    assert np.array_equal(blink_sequence(frames, still=False, blink=None, seed=4), moving)  # seeded
+    assert not blink_sequence(frames, still=True, blink=None, seed=4).any()
+    assert np.array_equal(blink_sequence(frames, still=True, blink=True, seed=4), moving)
+    assert not blink_sequence(frames, still=False, blink=False, seed=4).any()
 
 
 def test_render_end_to_end(
