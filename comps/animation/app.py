@@ -95,6 +95,8 @@ def create_app(settings: AnimationSettings | None = None, backend: AnimationBack
         app.state.animation = await anyio.to_thread.run_sync(load_service, settings, backend)
         app.state.readiness.set_ready()
         yield
+        # In FP8 MEASURE mode the calibration statistics are written when the service stops.
+        await anyio.to_thread.run_sync(app.state.animation.finish)
 
     app = create_service_app(
         name="animation",

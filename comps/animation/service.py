@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from comps.animation.avatars import DEFAULT_ID, Avatar, AvatarRegistry
 from comps.animation.backends import BACKENDS
-from comps.animation.backends.base import AnimationBackend
+from comps.animation.backends.base import AnimationBackend, FinishingBackend
 from comps.animation.options import OptionsBackend, RenderOptions
 from comps.animation.render import RenderResult
 from comps.animation.settings import MODE_ALIASES, AnimationSettings
@@ -54,6 +54,12 @@ class AnimationService:
         self.registry = registry
         self.store = store
         self.queue = queue
+
+    def finish(self) -> None:
+        """Blocking, at shutdown: let every mode that has end-of-service work do it (FP8 MEASURE statistics)."""
+        for backend in self.backends.values():
+            if isinstance(backend, FinishingBackend):
+                backend.finish()
 
     def backend(self, mode: str | None) -> AnimationBackend:
         """The loaded backend of `mode` (the default when None).

@@ -7,6 +7,7 @@ here for real, on the real Wav2Lip network with the shipped config's allow/block
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -227,3 +228,42 @@ def test_llm_config_keeps_lm_head_in_bf16(tmp_path: Path) -> None:
     with torch.no_grad():
         logits = quantized(tokens).logits.float()
     assert (logits.argmax(-1) == reference.argmax(-1)).float().mean() > 0.8
+
+
+@pytest.mark.anyio
+async def test_animation_service_measures_the_network_it_runs_and_writes_at_shutdown(
+    tmp_path: Path, shared_dir: Path
+) -> None:
+    from support.animation_http import serve
+    from support.models import speak
+    from support.wav2lip_weights import write_checkpoint
+
+    from comps.animation.app import create_app
+    from comps.animation.settings import AnimationSettings
+    from comps.core.audio import encode_wav
+
+    measure = _cpu_variant(CONFIGS / "wav2lip_measure.json", tmp_path)
+    write_checkpoint(tmp_path / "weights" / "wav2lip.pth")
+    settings = AnimationSettings(
+        device="cpu",
+        checkpoint_dir=tmp_path / "weights",
+        model_cache_dir=tmp_path / "cache",
+        offline=True,
+        face=shared_dir / "assets" / "avatar_astronaut.png",
+        avatar_dir=tmp_path / "avatars",
+        output_dir=tmp_path / "videos",
+        fp8_config=measure,
+    )  # type: ignore[call-arg]
+    speech = base64.b64encode(encode_wav(speak("Measure me.")[:8000], 16_000)).decode()
+    app = create_app(settings)
+    async with serve(app) as client:
+        r = await client.post("/v1/animation", json={"byte_str": speech})
+        assert r.status_code == 200, r.text
+        assert not list((tmp_path / "stats").glob("*"))  # written when the service stops
+    written = sorted(p.name for p in (tmp_path / "stats").glob("measure_hooks_maxabs*.json"))
+    assert written == ["measure_hooks_maxabs.json", "measure_hooks_maxabs_mod_list.json"]
+    nodes = json.loads((tmp_path / "stats" / "measure_hooks_maxabs.json").read_text())["Nodes"]
+    # The network that rendered was measured: its convolutions saw real activations (non-zero maxima).
+    measured = nodes["face_encoder_blocks.1.0.conv_block.0"]
+    assert measured["inputs"][0][0][0] > 0 and measured["params"]["weight"][0][0] > 0
+    assert "face_encoder_blocks.0.0.conv_block.0" not in nodes  # blocklisted, as shipped

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +28,15 @@ class AnimationBackend(Protocol):
 
         `workdir` is the request's own temp folder (the caller removes it).
         """
+        ...
+
+
+@runtime_checkable
+class FinishingBackend(Protocol):
+    """A mode with work to do when the service stops (writing FP8 MEASURE statistics)."""
+
+    def finish(self) -> None:
+        """Blocking; called once at shutdown."""
         ...
 
 

@@ -14,7 +14,6 @@ from comps.animation.enhance import FaceEnhancer
 from comps.animation.render import RenderResult, Wav2LipRenderer
 from comps.animation.track import FaceTrack
 from comps.animation.wav2lip.checkpoint import DOWNLOAD_HINT, load_wav2lip
-from comps.core.quantization import apply_fp8
 from comps.core.weights import WeightsMissingError, WeightSpec, resolve_weight
 
 logger = logging.getLogger(__name__)
@@ -46,6 +45,10 @@ class Wav2LipMode:
         """Render through the shared renderer; see `AnimationBackend.render`."""
         return self.renderer.render(track, audio, out_path=out_path, fps=fps, enhance=self.enhance, workdir=workdir)
 
+    def finish(self) -> None:
+        """At shutdown: write FP8 MEASURE statistics (once per shared renderer)."""
+        self.renderer.finish_fp8()
+
 
 def checkpoint(context: LoadContext, spec: WeightSpec, *, mode: str) -> Path:
     """Find a weight file: `checkpoint_path` for the default mode's Wav2Lip, else `checkpoint_dir`, else the cache.
@@ -72,16 +75,15 @@ def _renderer(context: LoadContext, spec: WeightSpec, *, mode: str) -> Wav2LipRe
     enhancer = _enhancer(context) if "wav2lip+gfpgan" in settings.modes and spec is WAV2LIP_GAN else None
 
     def build() -> Wav2LipRenderer:
-        # FP8 (Gaudi) after the network is on its device in eval mode, before any compile; no-op when unset.
-        model = apply_fp8(load_wav2lip(path, device=context.device.torch_device), settings.fp8_config)
         return Wav2LipRenderer(
-            model=model,
+            model=load_wav2lip(path, device=context.device.torch_device),
             device=context.device,
             batch_size=settings.batch_size,
             bf16=settings.bf16,
             compile=settings.compile,
             enhancer=enhancer,
             ffmpeg=settings.ffmpeg,
+            fp8_config=settings.fp8_config,  # FP8 (Gaudi) on the folded network; no-op when unset
         )
 
     return context.shared(f"wav2lip:{path.resolve()}", build)
