@@ -6,10 +6,10 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
-from fastapi import FastAPI
-from fastapi.responses import StreamingResponse
+from fastapi import FastAPI, Request, Response
 
 from comps.core.app import create_service_app, require_ready
+from comps.core.disconnect import CLIENT_CLOSED, ClientDisconnected, unless_disconnected
 from comps.core.settings import load_settings
 from comps.core.sse import sse_response
 from comps.llm.backends.base import ChatBackend
@@ -64,13 +64,19 @@ def create_app(settings: LlmSettings | None = None, backend: ChatBackend | None 
     )
 
     @app.post("/v1/chat/completions", tags=["llm"], response_model=None)
-    async def chat_completions(body: ChatCompletionRequest) -> ChatCompletion | StreamingResponse:
+    async def chat_completions(body: ChatCompletionRequest, http: Request) -> ChatCompletion | Response:
         """Answer a conversation; with `stream: true` as `chat.completion.chunk` server-sent events."""
         require_ready(app)
         chat: ChatBackend = app.state.backend
         request = to_generation(body, system_prompt=settings.system_prompt)
         if not body.stream:
-            return to_completion(await chat.complete(request), model=chat.model_name)
+            # A client that leaves stops the generation (as a closed stream does).
+            try:
+                result = await unless_disconnected(http, lambda: chat.complete(request))
+            except ClientDisconnected:
+                logger.info("client left before the answer was ready; generation stopped")
+                return Response(status_code=CLIENT_CLOSED)
+            return to_completion(result, model=chat.model_name)
         pieces = chat.stream(request)
         # Take the first piece before answering: a full queue, a context overflow or an upstream
         # refusal is still a proper HTTP status; after the first byte it would travel in-band.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -61,8 +62,17 @@ class TransformersBackend:
         return self._model.context_length
 
     async def complete(self, request: GenerationRequest) -> Generation:
-        """Generate the whole answer in a worker thread."""
-        return await self._queue.run(self._run, request, None, threading.Event())
+        """Generate the whole answer in a worker thread; cancelling the caller stops the generation."""
+        cancel = threading.Event()
+        task = asyncio.ensure_future(self._queue.run(self._run, request, None, cancel))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancel.set()
+            # Wait, still cancelled, until the worker thread has seen the flag and stopped (or was never admitted).
+            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                await task
+            raise
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamPiece]:
         """Stream text pieces from the worker thread; closing the iterator stops the generation."""

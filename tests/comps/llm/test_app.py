@@ -310,3 +310,43 @@ async def test_busy_service_answers_503_and_a_gone_client_stops_generation(
     assert backend.stats.started == 1
     assert backend.stats.cancelled == 1
     assert backend.stats.completion_tokens < 480
+
+
+@pytest.mark.anyio
+async def test_a_gone_client_stops_a_non_streaming_generation(
+    settings: LlmSettings, make_backend: Callable[..., TransformersBackend]
+) -> None:
+    backend = make_backend(concurrency=1, max_waiting=0)
+    app = create_app(settings.model_copy(update={"system_prompt": ""}), backend)
+    long_answer = {"messages": HELLO, "max_tokens": 480, "temperature": 0}
+    sent: list[dict[str, Any]] = []
+    gone = anyio.Event()
+    asked = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal asked
+        if not asked:
+            asked = True
+            return {"type": "http.request", "body": json.dumps(long_answer).encode(), "more_body": False}
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async with app.router.lifespan_context(app):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(app, _raw_request(long_answer), receive, send)
+            with anyio.fail_after(60):
+                while backend.stats.started == 0:
+                    await anyio.sleep(0.01)
+            await anyio.sleep(0.2)  # a few tokens in
+            gone.set()  # the client disconnects while the answer is being generated
+        # The slot is free again at once.
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            again = await client.post("/v1/chat/completions", json={"messages": HELLO, "max_tokens": 2})
+    # The worker thread stopped long before its 480 tokens.
+    assert backend.stats.started == 2 and backend.stats.cancelled == 1
+    assert backend.stats.completion_tokens < 480
+    assert sent[0]["status"] == 499
+    assert again.status_code == 200, again.text
