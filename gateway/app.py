@@ -12,6 +12,7 @@ from comps.core.app import create_service_app
 from comps.core.settings import load_settings
 from gateway import proxy, routes
 from gateway.admission import Admission
+from gateway.readiness import downstream_not_ready
 from gateway.settings import GatewaySettings
 from megaservice.avatarchatbot import STAGES, AvatarChatbot, stage_node
 
@@ -56,6 +57,7 @@ def create_app(settings: GatewaySettings | None = None, orchestrator: AvatarChat
         app.state.admission = Admission(
             concurrency=config.max_concurrency, max_waiting=config.max_queue, retry_after_s=5.0, what="gateway"
         )
+        app.state.readiness.dependencies = lambda: downstream_not_ready(chatbot)
         app.state.readiness.set_ready()
         try:
             yield

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
@@ -21,12 +21,17 @@ Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
 class Readiness:
-    """Whether the service's models are loaded; `/ready` answers 503 until `set_ready()`."""
+    """Whether the service's models are loaded; `/ready` answers 503 until `set_ready()`.
+
+    A service that needs others (the gateway) sets `dependencies`: once ready itself, `/ready` also
+    awaits it and answers 503 with the reason it returns (None: all there).
+    """
 
     def __init__(self) -> None:
         """Start not ready."""
         self.ready = False
         self.reason = "starting: models are loading"
+        self.dependencies: Callable[[], Awaitable[str | None]] | None = None
 
     def set_ready(self) -> None:
         """Models are loaded; traffic may come."""
@@ -83,10 +88,13 @@ def create_service_app(
 
     @app.get("/ready", tags=["ops"], response_model=None)
     async def ready() -> dict[str, str] | JSONResponse:
-        """Readiness: 200 only once the models are loaded."""
+        """Readiness: 200 only once the models are loaded (and, where set, the services this one needs answer)."""
         readiness: Readiness = app.state.readiness
         if not readiness.ready:
             return error_response(Unavailable(readiness.reason, code="not_ready", retry_after=5))
+        missing = await readiness.dependencies() if readiness.dependencies is not None else None
+        if missing is not None:
+            return error_response(Unavailable(missing, code="dependency_not_ready", retry_after=5))
         return {"status": "ready"}
 
     @app.get("/v1/health_check", tags=["ops"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ class Stack:
     videos: Path
     seen: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {s: [] for s in STAGES})
     fail: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    not_ready: set[str] = field(default_factory=set)  # stages whose /ready answers 503
     apps: dict[str, FastAPI] = field(default_factory=dict)
 
     def refuse(self, stage: str, body: dict[str, Any]) -> JSONResponse | None:
@@ -104,7 +105,16 @@ def build_stack(videos: Path) -> Stack:
         return JSONResponse({"id": "new", "bytes": len(body), "type": request.headers["content-type"]}, 201)
 
     stack.apps = {"asr": asr, "llm": llm, "tts": tts, "animation": animation}
+    for stage, app in stack.apps.items():
+        app.add_api_route("/ready", _readiness(stack, stage), methods=["GET"])
     return stack
+
+
+def _readiness(stack: Stack, stage: str) -> Callable[[], Awaitable[JSONResponse]]:
+    async def ready() -> JSONResponse:
+        return JSONResponse({}, status_code=503 if stage in stack.not_ready else 200)
+
+    return ready
 
 
 @pytest.fixture

@@ -192,3 +192,26 @@ async def test_stream_failure_after_start_is_an_in_band_error_event(stack: Any, 
     assert kind == "error"
     assert data["error"]["type"] == "upstream"
     assert data["error"]["message"].startswith("animation: render crashed")
+
+
+@pytest.mark.anyio
+async def test_ready_only_when_every_service_behind_is(stack: Any, chatbot_for: Any) -> None:
+    async with gateway(stack, chatbot_for, llm=("127.0.0.1", 9)) as client:  # nothing listens on port 9
+        stack.not_ready.add("animation")
+        refused = await client.get("/ready")
+        assert (await client.get("/health")).status_code == 200  # alive all the same
+    error = envelope_of(refused, 503)
+    assert error["code"] == "dependency_not_ready"
+    message = error["message"]
+    assert "animation: answered 503" in message and "llm: unreachable at http://127.0.0.1:9" in message
+    assert "asr" not in message and "tts" not in message
+
+    stack.not_ready.clear()
+    async with gateway(stack, chatbot_for) as client:
+        assert (await client.get("/ready")).json() == {"status": "ready"}
+
+
+def envelope_of(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    error: dict[str, Any] = response.json()["error"]
+    return error

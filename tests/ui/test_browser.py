@@ -123,7 +123,8 @@ def test_a_failing_stage_shows_the_gateways_message(
     real_services: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     broken = _gateway(real_services, llm_port=_closed_port())
-    with Served(gateway_app(broken)) as gateway:
+    # Its /ready stays 503 (the LLM is unreachable): wait for the process only.
+    with Served(gateway_app(broken), ready_path="/health") as gateway:
         settings = UiSettings(gateway_url=gateway.url, work_dir=tmp_path_factory.mktemp("ui-broken"))
         with Served(ui_app(settings)) as ui:
             seen = _ask_in_browser(ui.url, ARTIFACTS / "ui-error.png")
