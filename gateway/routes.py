@@ -119,6 +119,9 @@ async def avatarchatbot_stream(request: Request, body: AvatarChatRequest) -> Str
     chatbot: AvatarChatbot = request.app.state.chatbot
     admission: Admission = request.app.state.admission
     params = _parameters(request, body)
+    # A full line is an HTTP 503 with Retry-After while that is still possible; a request that loses a
+    # race for the last place after this check gets the same error as an in-band `error` event.
+    admission.check()
 
     async def events() -> AsyncIterator[str]:
         translate = _Translator(request)

@@ -91,15 +91,23 @@ class Admission:
         """Holders running or waiting right now."""
         return self._admitted
 
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        """Hold one slot for the block; 503 when the line is full."""
+    def check(self) -> None:
+        """Raise the 503 `slot()` would raise now, without taking a slot (before a streamed answer starts).
+
+        Raises:
+            Unavailable: the line is full.
+        """
         if self._admitted >= self.concurrency + self.max_waiting:
             raise Unavailable(
                 f"{self.what} busy: {self._admitted} requests in progress or queued; retry shortly",
                 code="queue_full",
                 retry_after=self.retry_after_s,
             )
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one slot for the block; 503 when the line is full."""
+        self.check()
         self._admitted += 1
         try:
             async with self._slots:

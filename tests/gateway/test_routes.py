@@ -215,3 +215,19 @@ def envelope_of(response: httpx.Response, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.text
     error: dict[str, Any] = response.json()["error"]
     return error
+
+
+@pytest.mark.anyio
+async def test_a_full_line_is_an_http_503_for_whole_and_streamed_answers(stack: Any, chatbot_for: Any) -> None:
+    chatbot = chatbot_for(stack)
+    app = create_app(GatewaySettings(max_concurrency=1, max_queue=0), orchestrator=chatbot)
+    async with app.router.lifespan_context(app), app.state.admission.slot():  # the one place is taken
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            whole = await client.post("/v1/avatarchatbot", json={"text": "Hi?"})
+            streamed = await client.post("/v1/avatarchatbot/stream", json={"text": "Hi?"})
+    await chatbot.aclose()
+    for response in (whole, streamed):
+        assert envelope_of(response, 503)["code"] == "queue_full"
+        assert response.headers["retry-after"] == "5"
+    assert stack.seen["llm"] == []
