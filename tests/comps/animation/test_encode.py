@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+from support.animation_http import ffprobe
 
 from comps.animation.encode import EncodeError, VideoEncoder, ffmpeg_command, fps_arg
 
 SR = 16_000
-
-
-def ffprobe(path: Path) -> dict:
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-count_frames", "-of", "json", str(path)],
-        capture_output=True,
-        check=True,
-        text=True,
-    )
-    return json.loads(out.stdout)
 
 
 def gradient_frames(n: int, height: int, width: int) -> list[np.ndarray]:

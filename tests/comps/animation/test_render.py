@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from support.animation_http import ffprobe
 from support.models import speak
 from support.wav2lip_weights import deterministic_wav2lip
 
@@ -202,16 +201,6 @@ def test_bad_requests_fail_before_any_work(model: Wav2Lip, track: FaceTrack) -> 
         renderer.frames(track, np.zeros(SR, np.float32), fps=25, enhance=True)
     with pytest.raises(ValueError, match="batch_size"):
         Wav2LipRenderer(model=model, device=CPU, batch_size=0)
-
-
-def ffprobe(path: Path) -> dict:
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-count_frames", "-of", "json", str(path)],
-        capture_output=True,
-        check=True,
-        text=True,
-    )
-    return json.loads(out.stdout)
 
 
 def test_render_writes_h264_and_aac_of_the_audio_length(

@@ -267,6 +267,29 @@ def _raw_request(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+class LeavingClient:
+    """A raw ASGI client that sends `body`, then disconnects when `gone` is set; records what it got."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.body = json.dumps(body).encode()
+        self.sent: list[dict[str, Any]] = []
+        self.streaming = anyio.Event()  # the first body bytes arrived
+        self.gone = anyio.Event()
+        self._asked = False
+
+    async def receive(self) -> dict[str, Any]:
+        if not self._asked:
+            self._asked = True
+            return {"type": "http.request", "body": self.body, "more_body": False}
+        await self.gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: dict[str, Any]) -> None:
+        self.sent.append(message)
+        if message["type"] == "http.response.body" and message.get("body"):
+            self.streaming.set()
+
+
 @pytest.mark.anyio
 async def test_busy_service_answers_503_and_a_gone_client_stops_generation(
     settings: LlmSettings, make_backend: Callable[..., TransformersBackend]
@@ -274,35 +297,19 @@ async def test_busy_service_answers_503_and_a_gone_client_stops_generation(
     backend = make_backend(concurrency=1, max_waiting=0)
     app = create_app(settings.model_copy(update={"system_prompt": ""}), backend)
     long_answer = {"messages": HELLO, "max_tokens": 480, "temperature": 0, "stream": True}
-    sent: list[dict[str, Any]] = []
-    streaming = anyio.Event()
-    gone = anyio.Event()
-    asked = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal asked
-        if not asked:
-            asked = True
-            return {"type": "http.request", "body": json.dumps(long_answer).encode(), "more_body": False}
-        await gone.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-        if message["type"] == "http.response.body" and message.get("body"):
-            streaming.set()
+    leaving = LeavingClient(long_answer)
 
     async with (
         app.router.lifespan_context(app),
         anyio.create_task_group() as tasks,
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
     ):
-        tasks.start_soon(app, _raw_request(long_answer), receive, send)
-        await streaming.wait()
+        tasks.start_soon(app, _raw_request(long_answer), leaving.receive, leaving.send)
+        await leaving.streaming.wait()
         # The one slot is taken by the long stream: the next request is refused at once.
         refused = await client.post("/v1/chat/completions", json={"messages": HELLO, "max_tokens": 2})
-        gone.set()  # the streaming client disconnects
-    assert sent[0]["status"] == 200
+        leaving.gone.set()  # the streaming client disconnects
+    assert leaving.sent[0]["status"] == 200
     assert refused.status_code == 503
     assert refused.headers["retry-after"] == "2"
     assert refused.json()["error"]["code"] == "queue_full"
@@ -319,34 +326,21 @@ async def test_a_gone_client_stops_a_non_streaming_generation(
     backend = make_backend(concurrency=1, max_waiting=0)
     app = create_app(settings.model_copy(update={"system_prompt": ""}), backend)
     long_answer = {"messages": HELLO, "max_tokens": 480, "temperature": 0}
-    sent: list[dict[str, Any]] = []
-    gone = anyio.Event()
-    asked = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal asked
-        if not asked:
-            asked = True
-            return {"type": "http.request", "body": json.dumps(long_answer).encode(), "more_body": False}
-        await gone.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
+    leaving = LeavingClient(long_answer)
 
     async with app.router.lifespan_context(app):
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(app, _raw_request(long_answer), receive, send)
+            tasks.start_soon(app, _raw_request(long_answer), leaving.receive, leaving.send)
             with anyio.fail_after(60):
                 while backend.stats.started == 0:
                     await anyio.sleep(0.01)
             await anyio.sleep(0.2)  # a few tokens in
-            gone.set()  # the client disconnects while the answer is being generated
+            leaving.gone.set()  # the client disconnects while the answer is being generated
         # The slot is free again at once.
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
             again = await client.post("/v1/chat/completions", json={"messages": HELLO, "max_tokens": 2})
     # The worker thread stopped long before its 480 tokens.
     assert backend.stats.started == 2 and backend.stats.cancelled == 1
     assert backend.stats.completion_tokens < 480
-    assert sent[0]["status"] == 499
+    assert leaving.sent[0]["status"] == 499
     assert again.status_code == 200, again.text
