@@ -22,7 +22,7 @@ fetch() {
     fetch asr 'avatarchat download whisper'
     fetch tts 'avatarchat download "$TTS_BACKEND"'  # the components are named after the backends
     fetch animation 'avatarchat download wav2lip && avatarchat download gfpgan &&
-        case "$INFERENCE_MODE" in sadtalker*) avatarchat download sadtalker ;; esac'
+        case "$INFERENCE_MODE,$ANIMATION_MODES" in *sadtalker*) avatarchat download sadtalker ;; esac'
 }
 
 # The LLM of the active profile (COMPOSE_PROFILES): our llm service, or vLLM's model from the hub.

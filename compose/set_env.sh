@@ -22,6 +22,7 @@ export LIGHT_LLM_MODEL_ID="${LIGHT_LLM_MODEL_ID:-Qwen/Qwen2.5-0.5B-Instruct}"
 
 # Animation, with OPEA's names and defaults.
 export INFERENCE_MODE="${INFERENCE_MODE:-wav2lip+gfpgan}"
+export ANIMATION_MODES="${ANIMATION_MODES:-wav2lip+gfpgan}"
 export GFPGAN_MODEL_VERSION="${GFPGAN_MODEL_VERSION:-1.4}"
 export UPSCALE_FACTOR="${UPSCALE_FACTOR:-1}"
 export FPS="${FPS:-10}"
