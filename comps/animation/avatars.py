@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import shutil
 import tempfile
@@ -140,13 +141,7 @@ class AvatarRegistry:
         staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.root))
         try:
             (staging / "source").write_bytes(data)
-            np.savez(
-                staging / "track.npz",
-                boxes=track.boxes,
-                align=_required(track.align),
-                landmarks=_required(track.landmarks),
-                fps=np.float64(track.fps or 0),
-            )
+            _save_track(staging, track)
             for name, analyzer in self.analyzers.items():
                 save_analysis(analysis_path(staging, name), track.analysis[name], analyzer.version)
             (staging / "meta.json").write_text(json.dumps(asdict(info)))
@@ -266,13 +261,12 @@ class AvatarRegistry:
             boxes, align, fps = stored["boxes"], stored["align"], float(stored["fps"])
             landmarks = stored["landmarks"] if "landmarks" in stored.files else None
         height, width = media.frames[0].shape[:2]
-        if (
-            boxes.shape[0] != len(media.frames)
-            or (height, width) != (info.height, info.width)
-            or landmarks is None  # stored by an older version
-        ):
+        fits = boxes.shape[0] == len(media.frames) and (height, width) == (info.height, info.width)
+        if not fits or landmarks is None:
             logger.info("avatar %s: stored track does not fit the decoded frames; detecting again", info.id)
             track = build_track(media.frames, self.detector, fps=media.fps)
+            if fits:  # only the landmarks were missing (stored by an older version): store the whole track now
+                _save_track(folder, track)
         else:
             track = FaceTrack(
                 frames=media.frames, boxes=boxes.astype(np.int64), fps=fps or None, align=align, landmarks=landmarks
@@ -298,6 +292,24 @@ class AvatarRegistry:
                 logger.info("avatar analysed for %s", name)
             found[name] = stored
         return replace(track, analysis=found)
+
+
+def _save_track(folder: Path, track: FaceTrack) -> None:
+    """Write `track.npz` (boxes, affines, landmarks, fps) into an avatar folder, atomically."""
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            np.savez(
+                out,
+                boxes=track.boxes,
+                align=_required(track.align),
+                landmarks=_required(track.landmarks),
+                fps=np.float64(track.fps or 0),
+            )
+        os.replace(tmp, folder / "track.npz")
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _required(value: np.ndarray | None) -> np.ndarray:

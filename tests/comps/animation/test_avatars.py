@@ -13,7 +13,7 @@ import pytest
 from support.avatar_media import astronaut, encode_clip, panned_frames
 
 from comps.animation.avatars import DEFAULT_ID, AvatarRegistry
-from comps.animation.detect import HaarDetector
+from comps.animation.detect import Face, HaarDetector
 from comps.animation.track import FaceTrack, Frame
 from comps.core.errors import InvalidRequest, NotFound, PayloadTooLarge, Unprocessable
 
@@ -250,3 +250,27 @@ def test_face_an_analyzer_cannot_use_is_unprocessable(tmp_path: Path, png: bytes
     assert list((tmp_path / "avatars").iterdir()) == []  # nothing half-registered
     with pytest.raises(ValueError, match="not usable"):
         reg.register_default(shared_dir / "assets" / "avatar_astronaut.png")
+
+
+class CountingHaar(HaarDetector):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def detect(self, frame: Frame) -> Face | None:
+        self.calls += 1
+        return super().detect(frame)
+
+
+def test_track_stored_without_landmarks_is_detected_again_and_stored(tmp_path: Path, png: bytes) -> None:
+    avatar = registry(tmp_path).register(png, name=None)
+    stored = tmp_path / avatar.info.id / "track.npz"
+    with np.load(stored) as old:  # the layout of an earlier version: no landmarks
+        np.savez(stored, boxes=old["boxes"], align=old["align"], fps=old["fps"])
+    detector = CountingHaar()
+    track = registry(tmp_path, detector).get(avatar.info.id).track
+    assert detector.calls == 1
+    assert track.landmarks is not None and track.landmarks.shape == (1, 5, 2)
+    again = registry(tmp_path, NeverDetect()).get(avatar.info.id).track  # the new track was stored
+    assert again.landmarks is not None and np.array_equal(again.landmarks, track.landmarks)
+    assert sorted(p.name for p in stored.parent.iterdir()) == ["meta.json", "source", "track.npz"]
