@@ -14,6 +14,8 @@ import cv2
 import numpy as np
 import torch
 
+from comps.animation.detect import HAAR_BOX_POINTS as BOX_POINTS
+from comps.animation.detect import TEMPLATE_POINTS
 from comps.animation.enhance import TEMPLATE
 from comps.animation.wav2lip.mel import SAMPLE_RATE, melspectrogram
 from comps.animation.wav2lip.network import Wav2Lip
@@ -21,17 +23,6 @@ from comps.core.audio import decode_audio
 
 FPS = 25.0
 CASCADE = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"  # type: ignore[attr-defined]
-TEMPLATE_POINTS = np.array(
-    [
-        [192.98138, 239.94708],
-        [318.90277, 240.1936],
-        [256.63416, 314.01935],
-        [201.26117, 371.41043],
-        [313.08905, 371.15118],
-    ],
-    np.float32,
-)
-BOX_POINTS = np.array([[0.32, 0.40], [0.68, 0.40], [0.50, 0.58], [0.36, 0.77], [0.64, 0.77]], np.float32)
 
 
 # ---- avatars and face detection (the same Haar detector on both sides) ----
