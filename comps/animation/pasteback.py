@@ -1,9 +1,13 @@
-"""A square face region around a cached face box: crop it out of the avatar frame, paste a face back softly.
+"""A square face region from five landmarks: crop it out of the avatar frame, paste a face back softly.
 
-SadTalker renders a square face (256 or 512 pixels). The region is derived from the track's padded
-face box (see `track.FaceTrack.boxes`): a square centred on the box, `SCALE` times its longer side,
-so forehead, chin and a little background are inside it. It may reach past the frame edges; the
-crop replicates the border there and the paste-back writes only the part inside the frame.
+SadTalker renders a square face (256 or 512 pixels). The region is upstream SadTalker's source crop
+(its `Preprocesser.align_face`, the FFHQ rule): an oriented square from the eyes and the mouth,
+side `2 max(2 |eye_to_eye|, 1.8 |eye_to_mouth|)`, centred a tenth of the way from the eyes to the
+mouth; upstream cuts the axis-aligned bounding box of that square, and so do we. Upstream takes
+the eyes and mouth corners from 68 landmarks; the five landmarks of the face track (eye centres,
+nose, mouth corners) give the same points. Where the region reaches past the frame edges upstream
+clips it (and then stretches the clipped rectangle to a square); ours replicates the border, so the
+face keeps its proportions, and the paste-back writes only the part inside the frame.
 """
 
 from __future__ import annotations
@@ -16,9 +20,6 @@ import numpy.typing as npt
 
 from comps.animation.track import Frame
 
-# Region side / the face box's longer side. The detector's box spans brows to chin; upstream
-# SadTalker's landmark crop shows about this much more (hair line, ears, neck top).
-SCALE = 1.5
 # Width of the soft edge of the paste mask, as a fraction of the region side (linear ramp 0 -> 1).
 FEATHER = 0.1
 
@@ -36,14 +37,26 @@ class Region:
         return self.y <= yy < self.y + self.side and self.x <= xx < self.x + self.side
 
 
-def face_region(box: npt.NDArray[np.int64] | tuple[int, int, int, int], *, scale: float = SCALE) -> Region:
-    """The square region around a padded face box `y1, y2, x1, x2` (pixels)."""
-    y1, y2, x1, x2 = (int(v) for v in box)
-    if y2 <= y1 or x2 <= x1:
-        raise ValueError(f"empty face box {y1, y2, x1, x2}")
-    side = max(2, round(max(y2 - y1, x2 - x1) * scale))
-    cy, cx = (y1 + y2) / 2, (x1 + x2) / 2
-    return Region(y=round(cy - side / 2), x=round(cx - side / 2), side=side)
+def landmark_region(points: npt.NDArray[np.float32]) -> Region:
+    """The square region around upstream SadTalker's FFHQ quad, from five landmarks (x, y; pixels).
+
+    Raises:
+        ValueError: the eyes and the mouth coincide (no face size to derive the region from).
+    """
+    eye_left, eye_right, _, mouth_left, mouth_right = np.asarray(points, np.float64).reshape(5, 2)
+    eye_avg = (eye_left + eye_right) / 2
+    eye_to_eye = eye_right - eye_left
+    eye_to_mouth = (mouth_left + mouth_right) / 2 - eye_avg
+    x = eye_to_eye + np.array([eye_to_mouth[1], -eye_to_mouth[0]])  # eye_to_eye minus the mouth vector turned 90°
+    half = max(2.0 * np.hypot(*eye_to_eye), 1.8 * np.hypot(*eye_to_mouth))
+    if np.hypot(*x) == 0 or half == 0:
+        raise ValueError("the eye and mouth landmarks coincide; no face region can be derived from them")
+    x *= half / np.hypot(*x)
+    y = np.array([-x[1], x[0]])
+    centre = eye_avg + 0.1 * eye_to_mouth
+    extent = np.abs(x) + np.abs(y)  # half the bounding box of the square spanned by x and y
+    side = max(2, round(2 * float(extent.max())))
+    return Region(y=round(centre[1] - side / 2), x=round(centre[0] - side / 2), side=side)
 
 
 def crop_square(frame: Frame, region: Region, size: int) -> npt.NDArray[np.uint8]:

@@ -1,12 +1,11 @@
 """The SadTalker modes: `sadtalker` (audio -> head motion + expression -> rendered face) and `sadtalker+gfpgan`.
 
 Per avatar, once, at registration (this mode is an `analysis.AvatarAnalyzer`; the registry stores
-the result with the face track): the square face region around the track's face box of the
-avatar's first frame (see `pasteback`), cut out at render size as the renderer's source picture;
-the track's five landmarks carried into that picture align the 224x224 crop of the 3DMM regressor
-(`sadtalker.align`, Deep3DFaceRecon's rule), whose 70 coefficients (73 in `full`: the alignment's
-`[s, tx, ty]` appended) are stored. Upstream crops the source with an FFHQ-style quad from 68
-landmarks; the box square here keeps paste-back simple and shows the same head, hair line and neck.
+the result with the face track): the face region of the avatar's first frame, upstream's FFHQ
+square from the track's five landmarks (see `pasteback.landmark_region`), cut out at render size
+as the renderer's source picture; the same landmarks carried into that picture align the 224x224
+crop of the 3DMM regressor (`sadtalker.align`, Deep3DFaceRecon's rule), whose 70 coefficients (73
+in `full`: the alignment's `[s, tx, ty]` appended) are stored.
 
 Per request: audio -> 25 fps coefficients -> `size` faces -> pasted back (resize + soft-edged mask)
 into the avatar's first frame -> optional GFPGAN -> ffmpeg (H.264 + AAC). A video avatar is
@@ -33,7 +32,7 @@ from comps.animation.backends.wav2lip import GFPGAN
 from comps.animation.encode import VideoEncoder
 from comps.animation.enhance import FaceEnhancer
 from comps.animation.options import RenderOptions
-from comps.animation.pasteback import PasteBack, Region, crop_square, face_region
+from comps.animation.pasteback import PasteBack, Region, crop_square, landmark_region
 from comps.animation.render import RenderResult
 from comps.animation.sadtalker.align import align_face
 from comps.animation.sadtalker.audio import FPS, SAMPLE_RATE
@@ -46,7 +45,7 @@ logger = logging.getLogger(__name__)
 
 ANALYSIS = "sadtalker"
 # Bump when the per-avatar analysis changes (region rule, alignment): stored analyses are redone.
-ANALYSIS_REVISION = 2
+ANALYSIS_REVISION = 3
 
 
 def checkpoint_dir(settings: AnimationSettings) -> Path:
@@ -91,11 +90,11 @@ class SadTalkerMode:
         """The avatar's face region (y, x, side) and 3DMM coefficients, from its first frame.
 
         Raises:
-            ValueError: the track has no landmarks, or they cannot be aligned.
+            ValueError: the track has no landmarks, or no region or alignment can be derived from them.
         """
         if track.landmarks is None:
             raise ValueError("the face track has no landmarks; SadTalker needs them to align the face")
-        region = face_region(track.boxes[0])
+        region = landmark_region(track.landmarks[0])
         size = self.pipeline.size
         picture = self._picture(track.frames[0], region)
         points = (track.landmarks[0] - np.array([region.x, region.y], np.float32)) * (size / region.side)

@@ -1,19 +1,31 @@
-"""The square face region: derivation from the face box, edge-replicated crops, soft-edged paste-back."""
+"""The square face region: derivation from five landmarks, edge-replicated crops, soft-edged paste-back."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from comps.animation.pasteback import PasteBack, Region, crop_square, face_region, soft_mask
+from comps.animation.pasteback import PasteBack, Region, crop_square, landmark_region, soft_mask
 
 
-def test_region_is_a_centred_square_scaled_from_the_longer_side() -> None:
-    region = face_region(np.array([100, 200, 50, 130]), scale=1.5)  # y1, y2, x1, x2: 100 tall, 80 wide
-    assert region == Region(y=75, x=15, side=150)
+def test_region_is_the_bounding_square_of_upstreams_ffhq_quad() -> None:
+    # Upright face: eyes 40 apart at y=100, mouth corners 50 below them. The quad's half side is
+    # max(2 * 40, 1.8 * 50) = 90, centred 5 below the eyes' midpoint.
+    upright = np.array([[80, 100], [120, 100], [100, 125], [85, 150], [115, 150]], np.float32)
+    assert landmark_region(upright) == Region(y=15, x=10, side=180)
+    # Rolled 30°: the same quad turned, so its axis-aligned bounding square is (cos + sin) times larger.
+    angle = np.deg2rad(30.0)
+    turn = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    centre = np.array([100.0, 105.0])
+    rolled = ((upright - centre) @ turn.T + centre).astype(np.float32)
+    region = landmark_region(rolled)
+    side = 180 * (np.cos(angle) + np.sin(angle))
+    assert abs(region.side - side) <= 1
+    assert abs(region.y + region.side / 2 - 105) <= 1 and abs(region.x + region.side / 2 - 100) <= 1
+    region = Region(y=75, x=15, side=150)
     assert region.contains(75, 15) and region.contains(224, 164) and not region.contains(225, 100)
     with pytest.raises(ValueError):
-        face_region(np.array([10, 10, 0, 5]))
+        landmark_region(np.full((5, 2), 7, np.float32))
 
 
 def test_crop_replicates_the_border_outside_the_frame() -> None:
