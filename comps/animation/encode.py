@@ -118,6 +118,8 @@ class VideoEncoder:
             if exc_type is not None:
                 proc.kill()
                 proc.wait()
+                with contextlib.suppress(OSError):
+                    proc.stdin.close()  # ffmpeg is gone: a pending write may fail, the pipe must not leak
                 self.out_path.unlink(missing_ok=True)
                 return
             with contextlib.suppress(BrokenPipeError):

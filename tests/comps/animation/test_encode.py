@@ -90,6 +90,8 @@ def test_wrong_frame_size_is_refused(tmp_path: Path) -> None:
     ):
         e.write(np.zeros((16, 32, 3), np.uint8))
     assert not (tmp_path / "v.mp4").exists()  # an aborted encode leaves no partial file
+    assert e._proc is not None and e._proc.stdin is not None
+    assert e._proc.stdin.closed and e._log.closed  # and no pipe or file left open in a long-running service
 
 
 def test_missing_ffmpeg_is_a_clear_error(tmp_path: Path) -> None:
