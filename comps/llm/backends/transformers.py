@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import anyio
 import anyio.to_thread
 
+from comps.core.concurrency import call_in_thread, produce_in_thread
 from comps.core.device import Device, resolve_device
 from comps.core.limits import InferenceQueue
 from comps.core.quantization import apply_fp8, finish_fp8_measurement
@@ -63,46 +61,17 @@ class TransformersBackend:
 
     async def complete(self, request: GenerationRequest) -> Generation:
         """Generate the whole answer in a worker thread; cancelling the caller stops the generation."""
-        cancel = threading.Event()
-        task = asyncio.ensure_future(self._queue.run(self._run, request, None, cancel))
-        try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            cancel.set()
-            # Wait, still cancelled, until the worker thread has seen the flag and stopped (or was never admitted).
-            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
-                await task
-            raise
+        return await call_in_thread(lambda stopped: self._run(request, None, stopped), run=self._queue.run)
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamPiece]:
         """Stream text pieces from the worker thread; closing the iterator stops the generation."""
-        loop = asyncio.get_running_loop()
-        pieces: asyncio.Queue[StreamPiece | Exception] = asyncio.Queue()
-        cancel = threading.Event()
 
-        def sink(piece: StreamPiece) -> None:
-            loop.call_soon_threadsafe(pieces.put_nowait, piece)
+        def work(emit: Sink, stopped: threading.Event) -> None:
+            self._run(request, emit, stopped)
 
-        async def work() -> None:
-            try:
-                await self._queue.run(self._run, request, sink, cancel)
-            except Exception as exc:  # handed to the consumer, which raises it
-                pieces.put_nowait(exc)
-
-        task = asyncio.create_task(work())
-        try:
-            while True:
-                item = await pieces.get()
-                if isinstance(item, Exception):
-                    raise item
-                yield item
-                if item.finish_reason is not None:
-                    return
-        finally:
-            cancel.set()
-            # Wait, even when cancelled, until the worker thread has seen the flag and stopped.
-            with anyio.CancelScope(shield=True):
-                await task
+        async with produce_in_thread(work, run=self._queue.run) as pieces:
+            async for piece in pieces:
+                yield piece
 
     def _run(self, request: GenerationRequest, sink: Sink | None, cancel: threading.Event) -> Generation:
         """Blocking: prepare and generate, sending pieces to `sink` (worker thread)."""
