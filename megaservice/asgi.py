@@ -8,40 +8,32 @@ the app sends it, which stream edges need to start TTS while the LLM is still wr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import httpx
+from anyio.streams.memory import MemoryObjectSendStream
 from starlette.types import ASGIApp, Message
 
-_END = object()
+from comps.core.concurrency import Producer
 
 
 class _BodyStream(httpx.AsyncByteStream):
-    """Body chunks from a queue filled by the running app; closing it stops the app."""
+    """Body chunks as the running app sends them; closing it stops the app (see `comps.core.concurrency`)."""
 
-    def __init__(self, chunks: asyncio.Queue[object], task: asyncio.Task[None], closed: asyncio.Event) -> None:
+    def __init__(self, chunks: Producer[bytes]) -> None:
         self._chunks = chunks
-        self._task = task
-        self._closed = closed
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        while True:
-            chunk = await self._chunks.get()
-            if chunk is _END:
-                return
-            if isinstance(chunk, BaseException):
-                raise httpx.RemoteProtocolError(f"in-process app failed mid-response: {chunk!r}") from chunk
-            assert isinstance(chunk, bytes)
-            yield chunk
+        try:
+            async for chunk in self._chunks:
+                yield chunk
+        except Exception as exc:
+            raise httpx.RemoteProtocolError(f"in-process app failed mid-response: {exc!r}") from exc
 
     async def aclose(self) -> None:
-        self._closed.set()
-        if not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+        await self._chunks.aclose()
 
 
 class StreamingASGITransport(httpx.AsyncBaseTransport):
@@ -70,47 +62,49 @@ class StreamingASGITransport(httpx.AsyncBaseTransport):
         }
         body = await request.aread()
         started: asyncio.Future[tuple[int, list[tuple[bytes, bytes]]]] = asyncio.get_running_loop().create_future()
-        chunks: asyncio.Queue[object] = asyncio.Queue()
-        closed = asyncio.Event()
-        request_sent = False
+        gone = anyio.Event()  # the reader closed the response: the app sees a disconnect
 
-        async def receive() -> Message:
-            nonlocal request_sent
-            if not request_sent:
-                request_sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            await closed.wait()
-            return {"type": "http.disconnect"}
+        async def produce(chunks: MemoryObjectSendStream[bytes]) -> None:
+            request_sent = ended = False
 
-        async def send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                started.set_result((message["status"], list(message.get("headers", []))))
-            elif message["type"] == "http.response.body":
-                if message.get("body") and request.method != "HEAD":
-                    chunks.put_nowait(bytes(message["body"]))
-                if not message.get("more_body", False):
-                    chunks.put_nowait(_END)
+            async def receive() -> Message:
+                nonlocal request_sent
+                if not request_sent:
+                    request_sent = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                await gone.wait()
+                return {"type": "http.disconnect"}
 
-        async def run() -> None:
+            async def send(message: Message) -> None:
+                nonlocal ended
+                if message["type"] == "http.response.start":
+                    started.set_result((message["status"], list(message.get("headers", []))))
+                elif message["type"] == "http.response.body":
+                    if message.get("body") and request.method != "HEAD":
+                        await chunks.send(bytes(message["body"]))
+                    if not message.get("more_body", False):
+                        ended = True
+                        chunks.close()  # the body is complete, whatever the app does after
+
             try:
                 await self.app(scope, receive, send)
             except Exception as exc:
+                if ended:
+                    return  # the reader has the whole body already
+                if started.done():
+                    raise
                 # Starlette re-raises after it has sent its 500; before any response, answer 500 ourselves.
-                if not started.done():
-                    started.set_result((500, [(b"content-type", b"text/plain")]))
-                    chunks.put_nowait(f"internal error: {type(exc).__name__}".encode())
-                    chunks.put_nowait(_END)
-                else:
-                    chunks.put_nowait(exc)  # seen by the reader only if the body had not ended
-            else:
-                if not started.done():
-                    started.set_exception(httpx.RemoteProtocolError("in-process app returned without a response"))
-                chunks.put_nowait(_END)
+                started.set_result((500, [(b"content-type", b"text/plain")]))
+                await chunks.send(f"internal error: {type(exc).__name__}".encode())
+                return
+            if not started.done():
+                started.set_exception(httpx.RemoteProtocolError("in-process app returned without a response"))
 
-        task = asyncio.create_task(run())
+        chunks = Producer(produce, on_close=gone.set)
+        chunks.start()
         try:
             status, headers = await asyncio.shield(started)
         except BaseException:
-            task.cancel()
+            await chunks.aclose()
             raise
-        return httpx.Response(status, headers=headers, stream=_BodyStream(chunks, task, closed), request=request)
+        return httpx.Response(status, headers=headers, stream=_BodyStream(chunks), request=request)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import queue
 import threading
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from comps.animation.enhance import FaceEnhancer
 from comps.animation.track import FaceTrack, Frame
 from comps.animation.wav2lip.mel import SAMPLE_RATE, mel_windows
 from comps.animation.wav2lip.network import FACE_SIZE, Wav2Lip, fold_batchnorm
+from comps.core.concurrency import Emit, iterate_in_thread
 from comps.core.device import Device
 from comps.core.quantization import apply_fp8, finish_fp8_measurement
 
@@ -48,14 +48,6 @@ class _Generated:
 
     start: int
     mouths: npt.NDArray[np.uint8]  # (n, 96, 96, 3), padding rows already dropped
-
-
-@dataclass(frozen=True)
-class _Failed:
-    error: BaseException
-
-
-_DONE = object()
 
 
 class Wav2LipRenderer:
@@ -165,39 +157,26 @@ class Wav2LipRenderer:
         return self._stream(track, mel, enhance)
 
     def _stream(self, track: FaceTrack, mel: npt.NDArray[np.float32], enhance: bool) -> Generator[Frame, None, None]:
-        results: queue.Queue[_Generated | _Failed | object] = queue.Queue(maxsize=QUEUE_DEPTH)
-        stop = threading.Event()
-        worker = threading.Thread(
-            target=self._generate, args=(track, mel, results, stop), name="wav2lip-generate", daemon=True
-        )
-        worker.start()
-        try:
-            while (item := results.get()) is not _DONE:
-                if isinstance(item, _Failed):
-                    raise item.error
-                assert isinstance(item, _Generated)
-                yield from self._compose(track, item, enhance)
-        finally:
-            stop.set()  # the worker notices within 0.1 s, or after the batch it is computing
-            worker.join()
+        def work(emit: Emit[_Generated], stopped: threading.Event) -> None:
+            self._generate(track, mel, emit, stopped)
+
+        batches = iterate_in_thread(work, buffer=QUEUE_DEPTH, name="wav2lip-generate")
+        with contextlib.closing(batches):  # closing stops the worker after the batch it is computing
+            for batch in batches:
+                yield from self._compose(track, batch, enhance)
 
     def _generate(
-        self, track: FaceTrack, mel: npt.NDArray[np.float32], results: queue.Queue[object], stop: threading.Event
+        self, track: FaceTrack, mel: npt.NDArray[np.float32], emit: Emit[_Generated], stopped: threading.Event
     ) -> None:
-        """Worker: run the network over all frames, a fixed-size batch at a time, into `results`."""
-        try:
-            crops: dict[int, npt.NDArray[np.uint8]] = {}  # avatar frame -> its 96x96 face crop
-            n_frames = mel.shape[0]
-            for start in range(0, n_frames, self.batch_size):
-                if stop.is_set():
-                    return
-                numbers = range(start, min(start + self.batch_size, n_frames))
-                faces = np.stack([self._crop(track, track.index(i), crops) for i in numbers])
-                mouths = self.generate(mel[numbers.start : numbers.stop], faces)
-                _put(results, _Generated(start=start, mouths=mouths), stop)
-            _put(results, _DONE, stop)
-        except BaseException as exc:  # handed to the consumer, which re-raises it in the caller's thread
-            _put(results, _Failed(exc), stop)
+        """Worker: run the network over all frames, a fixed-size batch at a time."""
+        crops: dict[int, npt.NDArray[np.uint8]] = {}  # avatar frame -> its 96x96 face crop
+        n_frames = mel.shape[0]
+        for start in range(0, n_frames, self.batch_size):
+            if stopped.is_set():
+                return
+            numbers = range(start, min(start + self.batch_size, n_frames))
+            faces = np.stack([self._crop(track, track.index(i), crops) for i in numbers])
+            emit(_Generated(start=start, mouths=self.generate(mel[numbers.start : numbers.stop], faces)))
 
     def generate(self, mel: npt.NDArray[np.float32], faces: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
         """Run the network on up to `batch_size` frames, padding the batch to exactly `batch_size`.
@@ -257,12 +236,3 @@ def _cpu_has_bf16() -> bool:
     except (AttributeError, RuntimeError):  # a private op: absent in some builds
         return False
 
-
-def _put(results: queue.Queue[object], item: object, stop: threading.Event) -> None:
-    """Put into the bounded queue, giving up when the consumer has gone away."""
-    while not stop.is_set():
-        try:
-            results.put(item, timeout=0.1)
-            return
-        except queue.Full:
-            continue
