@@ -10,9 +10,9 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.background import BackgroundTask
 
 from comps.core.errors import ServiceError
+from comps.core.upstream import deadline_error, status_error, transport_error
 from gateway.settings import GatewaySettings
 from megaservice.avatarchatbot import AvatarChatbot
-from megaservice.errors import deadline_error, status_error, transport_error
 
 router = APIRouter(tags=["media"])
 

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
 from comps.core.errors import InvalidRequest, ServiceError
+from comps.core.sse import UnreadableEvent, parse_sse
+from comps.core.upstream import contract_error, deadline_error, in_band_error, status_error, transport_error
 from megaservice.asgi import StreamingASGITransport
-from megaservice.errors import contract_error, deadline_error, in_band_error, status_error, transport_error
 from megaservice.service import MicroService
 from megaservice.transport import AiohttpTransport
 
@@ -35,32 +34,6 @@ def build_client(
         timeout=httpx.Timeout(None, connect=connect_timeout_s),
         trust_env=False,
     )
-
-
-@dataclass(frozen=True)
-class SseEvent:
-    """One server-sent event."""
-
-    event: str | None
-    data: str
-
-
-async def iter_sse(lines: AsyncIterator[str]) -> AsyncIterator[SseEvent]:
-    """Parse `text/event-stream` lines into events (comments and ids ignored)."""
-    event: str | None = None
-    data: list[str] = []
-    async for raw in lines:
-        line = raw.rstrip("\r")
-        if not line:
-            if data:
-                yield SseEvent(event, "\n".join(data))
-            event, data = None, []
-        elif line.startswith("data:"):
-            data.append(line[5:].removeprefix(" "))
-        elif line.startswith("event:"):
-            event = line[6:].strip()
-    if data:
-        yield SseEvent(event, "\n".join(data))
 
 
 def encode_body(service: MicroService, request: Any) -> Any:
@@ -165,21 +138,17 @@ class Caller:
                 async with self.client.stream("POST", service.http_url, json=body) as response:
                     if not response.is_success:
                         raise status_error(service.name, response, await response.aread())
-                    async for event in iter_sse(response.aiter_lines()):
-                        if event.data.strip() == "[DONE]":
-                            return
+                    async for event in parse_sse(response.aiter_lines()):
+                        if event.error is not None:
+                            raise in_band_error(service.name, event.error)
                         try:
-                            data = json.loads(event.data)
-                        except ValueError as exc:
-                            raise contract_error(service.name, f"event is not JSON: {event.data[:200]!r}") from exc
-                        if event.event == "error" or (isinstance(data, dict) and "error" in data):
-                            raise in_band_error(service.name, data.get("error") if isinstance(data, dict) else data)
-                        try:
-                            item = service.stream_decoder(data)
+                            item = service.stream_decoder(event.data)
                         except (KeyError, IndexError, TypeError, ValueError) as exc:
                             raise contract_error(service.name, f"undecodable event: {exc!r}") from exc
                         if item is not None:
                             emit(item)
+        except UnreadableEvent as exc:
+            raise contract_error(service.name, str(exc)) from exc
         except TimeoutError as exc:
             raise deadline_error(service.name, service.timeout_s) from exc
         except httpx.HTTPError as exc:

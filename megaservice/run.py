@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from comps.core.concurrency import first_failure
 from comps.core.errors import ServiceError
 from megaservice.calls import Caller
 from megaservice.dag import DAG
 from megaservice.edges import Edge, ScheduleContext
 from megaservice.records import NodeEvent, NodeRecord, Observer, RuntimeGraph, Schedule
-from megaservice.streams import ItemStream, first_failure, ordered_map
+from megaservice.streams import ItemStream, ordered_map
 
 if TYPE_CHECKING:
     from megaservice.orchestrator import ServiceOrchestrator
@@ -56,7 +57,7 @@ class Run:
             else:
                 self.values[name] = loop.create_future()
         try:
-            await first_failure([self._run_node(name, dag) for name in nodes])
+            await first_failure(*(self._run_node(name, dag) for name in nodes))
         finally:
             for future in self.values.values():
                 future.cancel()  # no-op on finished ones; unblocks nothing else after a failure
@@ -168,7 +169,7 @@ class Run:
                 self._item(name, item.index, item.value, item.request)
                 out.append(item.value)
 
-        await first_failure([ordered_map(source, call, produced, concurrency=edge.concurrency), relay()])
+        await first_failure(ordered_map(source, call, produced, concurrency=edge.concurrency), relay())
         out.close()
 
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine
-from typing import Any, Generic, TypeVar
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar, cast
+
+import anyio
+from anyio.abc import TaskGroup
+
+from comps.core.concurrency import task_group
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -18,7 +23,7 @@ class ItemStream(Generic[T]):
         self.items: list[T] = []
         self._closed = False
         self._error: BaseException | None = None
-        self._changed = asyncio.Event()
+        self._changed = anyio.Event()
 
     @property
     def closed(self) -> bool:
@@ -41,7 +46,7 @@ class ItemStream(Generic[T]):
 
     def _wake(self) -> None:
         self._changed.set()
-        self._changed = asyncio.Event()
+        self._changed = anyio.Event()
 
     async def __aiter__(self) -> AsyncIterator[T]:
         index = 0
@@ -61,19 +66,12 @@ class ItemStream(Generic[T]):
         return [item async for item in self]
 
 
-async def first_failure(coroutines: list[Coroutine[Any, Any, Any]]) -> None:
-    """Run coroutines concurrently; on the first exception cancel the others and raise it as is (no group)."""
-    tasks = [asyncio.ensure_future(c) for c in coroutines]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        for task in tasks:
-            if task.done() and not task.cancelled() and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
-    finally:
-        for task in tasks:
-            if not task.done():
-                task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+@dataclass(eq=False)
+class _Pending(Generic[R]):
+    """One started call of `ordered_map`: set once its result is in."""
+
+    done: anyio.Event = field(default_factory=anyio.Event)
+    value: R | None = None
 
 
 async def ordered_map(
@@ -89,33 +87,35 @@ async def ordered_map(
     before it. The window counts items started but not yet emitted, so memory stays bounded.
     `out` is closed at the end, with the first failure if any (the other calls are cancelled).
     """
-    window = asyncio.Semaphore(concurrency)
-    started: asyncio.Queue[asyncio.Task[R] | None] = asyncio.Queue()
-    calls: list[asyncio.Task[R]] = []
+    window = anyio.Semaphore(concurrency)
+    started, in_order = anyio.create_memory_object_stream[_Pending[R]](concurrency)
 
-    async def feed() -> None:
-        index = 0
-        async for item in source:
-            await window.acquire()
-            task = asyncio.ensure_future(call(index, item))
-            calls.append(task)
-            started.put_nowait(task)
-            index += 1
-        started.put_nowait(None)
+    async def run(index: int, item: T, pending: _Pending[R]) -> None:
+        pending.value = await call(index, item)
+        pending.done.set()
+
+    async def feed(group: TaskGroup) -> None:
+        async with started:
+            index = 0
+            async for item in source:
+                await window.acquire()
+                pending: _Pending[R] = _Pending()
+                group.start_soon(run, index, item, pending)
+                await started.send(pending)
+                index += 1
 
     async def emit() -> None:
-        while (task := await started.get()) is not None:
-            out.append(await task)
-            window.release()
+        async with in_order:
+            async for pending in in_order:
+                await pending.done.wait()
+                out.append(cast(R, pending.value))
+                window.release()
 
     try:
-        await first_failure([feed(), emit()])
+        async with task_group() as group:
+            group.start_soon(feed, group)
+            group.start_soon(emit)
     except BaseException as exc:
         out.close(exc)
         raise
-    finally:
-        for task in calls:
-            if not task.done():
-                task.cancel()
-        await asyncio.gather(*calls, return_exceptions=True)
     out.close()

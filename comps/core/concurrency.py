@@ -14,13 +14,15 @@ import contextlib
 import math
 import queue
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator
+from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar, cast
 
 import anyio
 import anyio.from_thread
 import anyio.to_thread
+from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
 T = TypeVar("T")
@@ -166,17 +168,24 @@ async def call_in_thread(work: Callable[[threading.Event], R], *, run: ThreadRun
     raise anyio.get_cancelled_exc_class()()  # unreachable unless cancelled: emit only drops once stopped
 
 
-async def first_failure(*coroutines: Coroutine[Any, Any, Any]) -> None:
-    """Run the coroutines concurrently; the first exception cancels the others and is raised as is (no group)."""
+@asynccontextmanager
+async def task_group() -> AsyncIterator[TaskGroup]:
+    """An anyio task group whose first failure cancels the other tasks and is raised as is (no group)."""
     failure: BaseException | None = None
     try:
         async with anyio.create_task_group() as group:
-            for coroutine in coroutines:
-                group.start_soon(_awaited, coroutine)
+            yield group
     except BaseExceptionGroup as exc:
         failure = _first(exc)
     if failure is not None:
         raise failure
+
+
+async def first_failure(*coroutines: Coroutine[Any, Any, Any]) -> None:
+    """Run the coroutines concurrently; the first exception cancels the others and is raised as is."""
+    async with task_group() as group:
+        for coroutine in coroutines:
+            group.start_soon(_awaited, coroutine)
 
 
 async def _awaited(coroutine: Coroutine[Any, Any, Any]) -> None:

@@ -134,6 +134,28 @@ class InternalError(ServiceError):
     category = ErrorCategory.INTERNAL
 
 
+_CLASSES: dict[ErrorCategory, type[ServiceError]] = {
+    cls.category: cls
+    for cls in (
+        InvalidRequest, NotFound, PayloadTooLarge, Unprocessable, Unavailable, Timeout, UpstreamError, InternalError
+    )
+}  # fmt: skip
+_BY_STATUS: dict[int, type[ServiceError]] = {status: _CLASSES[category] for category, status in _STATUS.items()}
+
+
+def error_class(category: str) -> type[ServiceError] | None:
+    """The error class of a category name (an envelope's `type`), or None for a name that is not ours."""
+    try:
+        return _CLASSES[ErrorCategory(category)]
+    except ValueError:
+        return None
+
+
+def class_for_status(status: int) -> type[ServiceError]:
+    """The error class answering with `status`: the one table above, then 4xx -> invalid_request, 5xx -> internal."""
+    return _BY_STATUS.get(status, InvalidRequest if status < 500 else InternalError)
+
+
 def error_response(error: ServiceError) -> JSONResponse:
     """Render a ServiceError as a JSON response with the envelope."""
     headers = {}
@@ -168,14 +190,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        category = {
-            404: NotFound,
-            405: InvalidRequest,
-            413: PayloadTooLarge,
-            422: Unprocessable,
-            503: Unavailable,
-        }.get(exc.status_code, InvalidRequest if exc.status_code < 500 else InternalError)
-        return error_response(category(str(exc.detail), status=exc.status_code))
+        return error_response(class_for_status(exc.status_code)(str(exc.detail), status=exc.status_code))
 
     async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error", exc_info=exc)

@@ -1,10 +1,11 @@
-"""Server-sent events: encoding, and a stream whose failure after the first byte becomes a final in-band event."""
+"""Server-sent events, both ways: encode and parse, and a stream whose failure after the first byte is a final event."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi.responses import StreamingResponse
@@ -14,6 +15,7 @@ from comps.core.errors import InternalError, ServiceError
 logger = logging.getLogger(__name__)
 
 DONE = "data: [DONE]\n\n"
+_DONE_DATA = "[DONE]"
 
 
 def sse_event(data: Any, *, event: str | None = None) -> str:
@@ -21,6 +23,63 @@ def sse_event(data: Any, *, event: str | None = None) -> str:
     payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
     prefix = f"event: {event}\n" if event else ""
     return f"{prefix}data: {payload}\n\n"
+
+
+class UnreadableEvent(ValueError):
+    """An event whose data is not JSON; `data` is what arrived."""
+
+    def __init__(self, data: str) -> None:
+        """Keep the raw data (the caller names the stage that sent it)."""
+        super().__init__(f"event data is not JSON: {data[:200]!r}")
+        self.data = data
+
+
+@dataclass(frozen=True)
+class SseEvent:
+    """One parsed event: its `event:` name (None when absent) and its JSON data."""
+
+    event: str | None
+    data: Any
+
+    @property
+    def error(self) -> Any | None:
+        """The error object of an error event (`event: error`, or a body with an `error` key), else None."""
+        if isinstance(self.data, dict) and "error" in self.data:
+            return self.data["error"]
+        return self.data if self.event == "error" else None
+
+
+async def parse_sse(lines: AsyncIterable[str]) -> AsyncIterator[SseEvent]:
+    """Parse `text/event-stream` lines into events with JSON data, ending at `data: [DONE]` (comments, ids ignored).
+
+    Raises:
+        UnreadableEvent: an event's data is not JSON.
+    """
+    event: str | None = None
+    data: list[str] = []
+    async for raw in lines:
+        line = raw.rstrip("\r")
+        if line.startswith("data:"):
+            data.append(line[5:].removeprefix(" "))
+        elif line.startswith("event:"):
+            event = line[6:].strip()
+        elif not line and data:
+            text = "\n".join(data)
+            if text.strip() == _DONE_DATA:
+                return
+            yield SseEvent(event, _json(text))
+            event, data = None, []
+        elif not line:
+            event = None
+    if data and (text := "\n".join(data)).strip() != _DONE_DATA:
+        yield SseEvent(event, _json(text))
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise UnreadableEvent(text) from exc
 
 
 async def guard_stream(events: AsyncIterator[str], *, done: bool = True) -> AsyncIterator[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,23 +9,16 @@ from typing import Any
 
 import httpx
 
-from comps.core.errors import (
-    InvalidRequest,
-    NotFound,
-    PayloadTooLarge,
-    ServiceError,
-    Timeout,
-    Unavailable,
-    Unprocessable,
-    UpstreamError,
-)
 from comps.core.limits import Admission
+from comps.core.sse import UnreadableEvent, parse_sse
+from comps.core.upstream import contract_error, in_band_error, status_error, transport_error
 from comps.llm.backends.base import FinishReason, Generation, GenerationRequest, StreamPiece, TokenUsage
 from comps.llm.settings import LlmSettings
 
 logger = logging.getLogger(__name__)
 
-_CLIENT_ERRORS: dict[int, type[ServiceError]] = {404: NotFound, 413: PayloadTooLarge, 422: Unprocessable}
+STAGE = "llm upstream"
+CREDENTIAL = "LLM_API_KEY"
 
 
 class OpenAIBackend:
@@ -88,15 +80,15 @@ class OpenAIBackend:
             try:
                 response = await self._client.post(self._url, json=self.body(request, stream=False))
             except httpx.HTTPError as exc:
-                raise self._transport_error(exc) from exc
+                raise transport_error(STAGE, self._url, exc) from exc
             if response.status_code >= 400:
-                raise upstream_error(response.status_code, response.text, response.headers)
+                raise status_error(STAGE, response, response.content, credential=CREDENTIAL)
             try:
                 data = response.json()
                 choice = data["choices"][0]
                 text = choice["message"].get("content") or ""
             except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-                raise UpstreamError(f"llm upstream sent an unreadable answer: {response.text[:200]!r}") from exc
+                raise contract_error(STAGE, f"unreadable answer {response.text[:200]!r}") from exc
             return Generation(text=text, finish_reason=_finish(choice.get("finish_reason")), usage=_usage(data))
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamPiece]:
@@ -105,85 +97,26 @@ class OpenAIBackend:
             try:
                 async with self._client.stream("POST", self._url, json=self.body(request, stream=True)) as response:
                     if response.status_code >= 400:
-                        text = (await response.aread()).decode("utf-8", "replace")
-                        raise upstream_error(response.status_code, text, response.headers)
+                        raise status_error(STAGE, response, await response.aread(), credential=CREDENTIAL)
                     finish: FinishReason = "stop"
                     usage: TokenUsage | None = None
-                    event = ""
-                    async for line in response.aiter_lines():
-                        if line.startswith("event:"):
-                            event = line[6:].strip()
-                            continue
-                        if not line.startswith("data:"):
-                            continue
-                        payload = line[5:].strip()
-                        if payload == "[DONE]":
-                            break
-                        chunk = _parse_chunk(payload, is_error=event == "error")
-                        event = ""
-                        usage = _usage(chunk) or usage
-                        for choice in chunk.get("choices") or []:
+                    async for event in parse_sse(response.aiter_lines()):
+                        if event.error is not None:
+                            raise in_band_error(STAGE, event.error)
+                        if not isinstance(event.data, dict):
+                            raise contract_error(STAGE, f"unreadable stream event {event.data!r:.200}")
+                        usage = _usage(event.data) or usage
+                        for choice in event.data.get("choices") or []:
                             content = (choice.get("delta") or {}).get("content")
                             if content:
                                 yield StreamPiece(content)
                             if choice.get("finish_reason"):
                                 finish = _finish(choice["finish_reason"])
                     yield StreamPiece("", finish_reason=finish, usage=usage)
+            except UnreadableEvent as exc:
+                raise contract_error(STAGE, f"unreadable stream event {exc.data[:200]!r}") from exc
             except httpx.HTTPError as exc:
-                raise self._transport_error(exc) from exc
-
-    def _transport_error(self, exc: httpx.HTTPError) -> ServiceError:
-        if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
-            return Timeout(f"llm upstream {self._url} did not answer in time: {type(exc).__name__}")
-        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
-            return Unavailable(
-                f"llm upstream {self._url} is unreachable: {exc}", code="upstream_unreachable", retry_after=5
-            )
-        return UpstreamError(f"llm upstream {self._url} failed: {type(exc).__name__}: {exc}")
-
-
-def upstream_error(status: int, text: str, headers: httpx.Headers) -> ServiceError:
-    """Map an upstream error answer to ours, keeping its status and message.
-
-    A 4xx keeps its status (the caller's request was refused), except 401/403, which mean our own
-    credentials (LLM_API_KEY) are wrong: 502. A 503 stays 503 with Retry-After; other 5xx are 502.
-    """
-    message = f"llm upstream answered {status}: {_error_message(text)}"
-    if status in (401, 403):
-        return UpstreamError(message + " (check LLM_API_KEY)", code="upstream_auth")
-    if status == 429 or status == 503:
-        retry = headers.get("retry-after")
-        return Unavailable(message, status=status, retry_after=float(retry) if retry and retry.isdigit() else 2.0)
-    if 400 <= status < 500:
-        return _CLIENT_ERRORS.get(status, InvalidRequest)(message, status=status, code="upstream_rejected")
-    return UpstreamError(message, code="upstream_error")
-
-
-def _error_message(text: str) -> str:
-    """The message of an OpenAI (`{"error": {"message"}}`), TGI (`{"error": str}`) or FastAPI error body."""
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return text.strip()[:500] or "(empty body)"
-    if isinstance(data, dict):
-        error = data.get("error", data.get("detail", data.get("message")))
-        if isinstance(error, dict):
-            error = error.get("message", error)
-        if error is not None:
-            return str(error)[:500]
-    return text.strip()[:500]
-
-
-def _parse_chunk(payload: str, *, is_error: bool) -> dict[str, Any]:
-    try:
-        chunk = json.loads(payload)
-    except ValueError as exc:
-        raise UpstreamError(f"llm upstream sent an unreadable stream event: {payload[:200]!r}") from exc
-    if not isinstance(chunk, dict):
-        raise UpstreamError(f"llm upstream sent an unreadable stream event: {payload[:200]!r}")
-    if is_error or "error" in chunk:
-        raise UpstreamError(f"llm upstream failed mid-stream: {_error_message(payload)}", code="upstream_error")
-    return chunk
+                raise transport_error(STAGE, self._url, exc) from exc
 
 
 def _finish(value: object) -> FinishReason:

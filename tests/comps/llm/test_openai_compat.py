@@ -13,9 +13,10 @@ import pytest
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from comps.core.upstream import status_error
 from comps.llm.app import create_app
 from comps.llm.backends.base import GenerationRequest, Message
-from comps.llm.backends.openai_compat import OpenAIBackend, upstream_error
+from comps.llm.backends.openai_compat import OpenAIBackend
 from comps.llm.backends.transformers import TransformersBackend
 from comps.llm.settings import LlmSettings
 
@@ -106,7 +107,8 @@ async def test_upstream_4xx_keeps_its_status_and_message(
     for response in (plain, streamed):
         assert response.status_code == 400
         message = response.json()["error"]["message"]
-        assert message.startswith("llm upstream answered 400: this model's context is 512 tokens")
+        assert message.startswith("llm upstream: this model's context is 512 tokens")
+        assert message.endswith("(HTTP 400)")
         assert "600 more" in message
 
 
@@ -149,10 +151,10 @@ async def test_upstream_5xx_auth_and_garbage_map_to_our_errors(llm_settings: Llm
         garbage = await client.post("/v1/chat/completions", json=ask("garbage"))
     for response in (crash, crash_stream):
         assert response.status_code == 502
-        assert response.json()["error"]["message"] == "llm upstream answered 500: CUDA out of memory"
+        assert response.json()["error"]["message"] == "llm upstream: CUDA out of memory (HTTP 500)"
         assert response.json()["error"]["type"] == "upstream"
     assert busy.status_code == 503 and busy.headers["retry-after"] == "7"
-    assert busy.json()["error"]["message"] == "llm upstream answered 503: model is loading"
+    assert busy.json()["error"]["message"] == "llm upstream: model is loading (HTTP 503)"
     assert auth.status_code == 502 and "LLM_API_KEY" in auth.json()["error"]["message"]
     assert garbage.status_code == 502 and "unreadable" in garbage.json()["error"]["message"]
 
@@ -166,7 +168,7 @@ async def test_upstream_failure_mid_stream_becomes_a_final_error_event(llm_setti
     assert json.loads(events[1][1])["choices"][0]["delta"]["content"] == "Hi "
     name, data = events[-1]
     assert name == "error"
-    assert json.loads(data)["error"]["message"] == "llm upstream failed mid-stream: worker died"
+    assert json.loads(data)["error"]["message"] == "llm upstream: worker died"
 
 
 @pytest.mark.anyio
@@ -265,11 +267,11 @@ def test_request_body_passes_every_set_field_through() -> None:
     [
         (404, '{"error": {"message": "model x does not exist"}}', 404, "model x does not exist"),
         (422, '{"detail": "bad field"}', 422, "bad field"),
-        (429, "slow down", 429, "slow down"),
-        (502, "", 502, "(empty body)"),
+        (429, "slow down", 503, "slow down"),
+        (502, "", 502, "Bad Gateway"),
     ],
 )
 def test_upstream_error_mapping(status: int, body: str, expected_status: int, message: str) -> None:
-    error = upstream_error(status, body, httpx.Headers())
+    error = status_error("llm upstream", httpx.Response(status), body)
     assert error.status == expected_status
-    assert error.message == f"llm upstream answered {status}: {message}"
+    assert error.message == f"llm upstream: {message} (HTTP {status})"
