@@ -20,9 +20,9 @@ from pathlib import Path
 import httpx
 import uvicorn
 
+from comps.core.text import split_text
 from comps.tts.app import create_app
 from comps.tts.backends.piper import PiperBackend
-from comps.tts.chunker import split_text
 from comps.tts.settings import TtsSettings
 from comps.tts.weights import piper_default_voice
 

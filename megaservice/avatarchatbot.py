@@ -21,7 +21,7 @@ from comps.core.contracts import (
     TtsResponse,
 )
 from comps.core.errors import InvalidRequest, UpstreamError
-from comps.tts.chunker import SentenceAggregator
+from comps.core.text import SentenceAggregator
 from megaservice.calls import build_client
 from megaservice.chat import ChatMessage, ChatRequest, ChatResponse, decode_chunk
 from megaservice.orchestrator import ScheduleContext, ServiceOrchestrator

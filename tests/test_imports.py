@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ["comps", "megaservice", "gateway", "ui"]
+PACKAGES = ["comps", "megaservice", "gateway", "ui", "cli"]
 
 PROBE = r"""
 import importlib, json, socket, sys, threading

@@ -12,8 +12,8 @@ import numpy as np
 from comps.core.errors import InvalidRequest, Unprocessable
 from comps.core.limits import InferenceQueue
 from comps.core.settings import SettingsError
+from comps.core.text import split_text
 from comps.tts.backends.base import Samples, TtsBackend
-from comps.tts.chunker import split_text
 from comps.tts.settings import TtsSettings
 
 logger = logging.getLogger(__name__)

@@ -325,12 +325,12 @@ def test_shell_scripts_pass_shellcheck() -> None:
 
 
 def test_download_script_fetches_what_each_service_loads() -> None:
-    from comps.cli import DOWNLOADS
+    from cli.main import DOWNLOADS
 
     script = (REPO / "compose" / "download.sh").read_text(encoding="utf-8")
     for component in ("whisper", "wav2lip", "gfpgan", "sadtalker", "llm"):
         assert f"avatarchat download {component}" in script
-        assert component in DOWNLOADS, f"`avatarchat download {component}` is not registered in comps.cli"
+        assert component in DOWNLOADS, f"`avatarchat download {component}` is not registered in cli.main"
     for backend in ("piper", "speecht5"):  # `avatarchat download "$TTS_BACKEND"`
         assert backend in DOWNLOADS
     assert "--no-deps -e AVATARCHAT_OFFLINE=false" in script

@@ -248,12 +248,12 @@ EXTRA_ONLY_MODULES = {
     "animation": {"cv2", "gfpgan", "basicsr", "facexlib", "imageio_ffmpeg", "scipy"},
     "ui": {"gradio", "gradio_client"},
 }
-PROJECT_ROOTS = ("comps", "megaservice", "gateway", "ui")
+PROJECT_ROOTS = ("comps", "megaservice", "gateway", "ui", "cli")
 # Refuses a project module no COPY brought in, and the third-party modules the image lacks.
 IMAGE_PROBE = r"""
 import importlib, importlib.abc, json, sys
 copied, absent = json.loads(sys.argv[1]), set(json.loads(sys.argv[2]))
-roots = ("comps", "megaservice", "gateway", "ui")
+roots = ("comps", "megaservice", "gateway", "ui", "cli")
 def in_image(name):
     stem = name.replace(".", "/")
     files = (stem + ".py", stem + "/__init__.py")
@@ -266,14 +266,15 @@ class Absent(importlib.abc.MetaPathFinder):
         return None
 sys.meta_path.insert(0, Absent())
 importlib.import_module(sys.argv[3]).create_app
+importlib.import_module("cli.main").main  # the `avatarchat` console script the image runs
 print("imported")
 """
 
 
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: str(p.relative_to(REPO)))
 def test_each_image_holds_what_its_service_imports(path: Path) -> None:
-    """The served app module imports with only the packages the Dockerfile copies and the extras it installs."""
-    from comps.cli import SERVICES
+    """The served app module and the `avatarchat` entry point import with only what the image copies and installs."""
+    from cli.main import SERVICES
 
     service = path.parent.name
     copied = [
@@ -294,4 +295,4 @@ def test_each_image_holds_what_its_service_imports(path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0 and done.stdout.strip() == "imported", done.stderr[-3000:]
-    assert SERVICES.get(service) == APP_MODULES[service], f"comps.cli.SERVICES[{service!r}] (`avatarchat serve`)"
+    assert SERVICES.get(service) == APP_MODULES[service], f"cli.main.SERVICES[{service!r}] (`avatarchat serve`)"

@@ -126,7 +126,7 @@ def test_ask_runs_the_pipeline_in_process_from_the_environment(
     from support.tiny_llm import build_tiny_llm
     from support.wav2lip_weights import write_checkpoint
 
-    from comps.cli import main
+    from cli.main import main
 
     folder = tmp_path_factory.mktemp("ask")
     environment = {

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from comps.core.device import Device
+from comps.core.text import split_text
 from comps.tts.backends.base import DEFAULT_VOICE, Samples, VoiceError
-from comps.tts.chunker import split_text
 
 logger = logging.getLogger(__name__)
 

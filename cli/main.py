@@ -11,6 +11,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+# These two tables name modules instead of importing them: each image ships only its own service
+# (and its extra's dependencies, torch among them), and `avatarchat serve asr` must not need the others.
 # service name -> module with `create_app() -> FastAPI` (settings read from the environment).
 SERVICES: dict[str, str] = {
     "asr": "comps.asr.app",
@@ -31,12 +33,6 @@ DOWNLOADS: dict[str, str] = {
     "wav2lip": "comps.animation.download:download_wav2lip",
     "gfpgan": "comps.animation.download:download_gfpgan",
     "sadtalker": "comps.animation.download:download_sadtalker",
-}
-
-# Whole-stack commands live with the gateway; each is "module:function" taking the parsed args.
-STACK_COMMANDS: dict[str, str] = {
-    "up": "gateway.local:run_up",
-    "ask": "gateway.ask:run_ask",
 }
 
 logger = logging.getLogger(__name__)
@@ -102,8 +98,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         for path in _load(DOWNLOADS[args.component])():
             sys.stdout.write(f"{path}\n")
         return 0
-    result = _load(STACK_COMMANDS[args.command])(args)
-    return int(result or 0)
+    # Imported here, not at the top: up and ask need the gateway and megaservice packages, which the
+    # model service images (whose only command is `serve`) do not ship.
+    if args.command == "up":
+        from cli.up import run_up
+
+        return run_up(args)
+    from cli.ask import run_ask
+
+    return run_ask(args)
 
 
 if __name__ == "__main__":

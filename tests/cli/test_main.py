@@ -1,16 +1,19 @@
+"""`avatarchat`: the version, the serve and download tables, and the dispatch of up and ask."""
+
 from __future__ import annotations
 
+import argparse
 import importlib
 import subprocess
 import sys
 
 import pytest
 
-from comps.cli import DOWNLOADS, SERVICES, build_parser, main
+from cli.main import DOWNLOADS, SERVICES, build_parser, main
 
 
 def test_version() -> None:
-    done = subprocess.run([sys.executable, "-m", "comps.cli", "--version"], capture_output=True, text=True, check=False)
+    done = subprocess.run([sys.executable, "-m", "cli.main", "--version"], capture_output=True, text=True, check=False)
     assert done.returncode == 0
     assert done.stdout.startswith("avatarchat ")
 
@@ -40,3 +43,18 @@ def test_download_offline_names_the_command(monkeypatch: pytest.MonkeyPatch, tmp
     monkeypatch.setenv("LLM_MODEL_ID", "Qwen/Qwen2.5-0.5B-Instruct")
     with pytest.raises(FileNotFoundError, match="avatarchat download llm"):
         main(["download", "llm"])
+
+
+@pytest.mark.parametrize("command", ["up", "ask"])
+def test_up_and_ask_run_their_modules(command: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    module = importlib.import_module(f"cli.{command}")
+    seen: list[argparse.Namespace] = []
+
+    def run(args: argparse.Namespace) -> int:
+        seen.append(args)
+        return 7
+
+    monkeypatch.setattr(module, f"run_{command}", run)
+    argv = ["ask", "--text", "hi"] if command == "ask" else ["up", "--no-ui"]
+    assert main(argv) == 7
+    assert [args.command for args in seen] == [command]

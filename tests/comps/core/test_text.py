@@ -1,4 +1,4 @@
-"""The chunker never drops text, respects the limit, and streams sentences without cutting abbreviations."""
+"""Text splitting never drops text, respects the limit, and streams sentences without cutting abbreviations."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from comps.tts.chunker import SentenceAggregator, sentence_boundaries, split_sentences, split_text
+from comps.core.text import SentenceAggregator, sentence_boundaries, split_sentences, split_text
 
 # Words, punctuation and every kind of whitespace, in any mix (plus arbitrary unicode text).
 _ATOMS = st.sampled_from(

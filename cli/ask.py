@@ -115,6 +115,7 @@ async def ask_in_process(
         apps: dict[str, FastAPI] = {}
         for stage in needed:
             _say(f"[{stage}] loading models…")
+            # By name, when needed: comps.animation.app imports torch, and importing cli.ask stays cheap.
             app: FastAPI = importlib.import_module(f"comps.{stage}.app").create_app()
             await stack.enter_async_context(app.router.lifespan_context(app))
             apps[stage] = app
@@ -163,7 +164,7 @@ async def ask_gateway(
 
 
 def run_ask(args: argparse.Namespace) -> int:
-    """Entry point of `avatarchat ask` (see comps/cli.py for the arguments)."""
+    """Entry point of `avatarchat ask` (see cli/main.py for the arguments)."""
     audio, text = _question(args)
     image = _avatar_file(args.avatar)
     run = ask_gateway if args.gateway else ask_in_process

@@ -1,6 +1,7 @@
-"""Lossless text chunking for TTS: sentences, then clauses, then words, then characters; and a streaming aggregator.
+"""Lossless text splitting: sentences, then clauses, then words, then characters; and a streaming aggregator.
 
-Pure Python (no model imports), shared by the TTS service and the orchestrator's LLM→TTS stream.
+Pure Python (no model imports), shared by the TTS service (chunks short enough to synthesize) and
+the orchestrator (LLM tokens cut into sentences for the LLM→TTS stream).
 Unlike OPEA's splitter, no text is ever dropped: the chunks joined with single spaces give back
 the input with its whitespace collapsed (a word longer than the limit is the only thing cut, into
 character pieces that join back without a space).

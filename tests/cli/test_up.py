@@ -9,8 +9,8 @@ import textwrap
 
 import pytest
 
-from gateway import local
-from gateway.local import Child, Stack
+from cli import up
+from cli.up import Child, Stack
 
 # A real HTTP server that is not ready at first: /ready answers 503 twice, then 200.
 SERVER = textwrap.dedent(
@@ -45,7 +45,7 @@ def _spawn(stack: Stack, name: str, code: str, *args: str) -> Child:
 
 
 def test_waits_for_ready_then_shuts_children_down(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(local, "POLL_S", 0.05)
+    monkeypatch.setattr(up, "POLL_S", 0.05)
     stack = Stack("0.0.0.0")
     assert stack.connect_host == "127.0.0.1"
     child = _spawn(stack, "asr", SERVER)
@@ -57,7 +57,7 @@ def test_waits_for_ready_then_shuts_children_down(monkeypatch: pytest.MonkeyPatc
 
 
 def test_a_child_exiting_while_starting_fails_the_start(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(local, "POLL_S", 0.05)
+    monkeypatch.setattr(up, "POLL_S", 0.05)
     stack = Stack("127.0.0.1")
     child = _spawn(stack, "llm", "raise SystemExit(3)")
     try:
@@ -68,7 +68,7 @@ def test_a_child_exiting_while_starting_fails_the_start(monkeypatch: pytest.Monk
 
 
 def test_stop_flag_ends_the_wait_and_the_watch(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(local, "POLL_S", 0.05)
+    monkeypatch.setattr(up, "POLL_S", 0.05)
     stack = Stack("127.0.0.1")
     child = _spawn(stack, "tts", "import time; time.sleep(600)")
     stack.stop.set()
@@ -82,6 +82,6 @@ def test_stop_flag_ends_the_wait_and_the_watch(monkeypatch: pytest.MonkeyPatch) 
 
 def test_gateway_is_pointed_at_the_services_actual_ports() -> None:
     stack = Stack("0.0.0.0")
-    env = local._gateway_env(stack, {"asr": 17066, "llm": 19000, "tts": 17055, "animation": 19066})
+    env = up._gateway_env(stack, {"asr": 17066, "llm": 19000, "tts": 17055, "animation": 19066})
     assert env["GATEWAY_ASR_HOST"] == "127.0.0.1" and env["GATEWAY_ASR_PORT"] == "17066"
     assert env["GATEWAY_ANIMATION_PORT"] == "19066" and env["GATEWAY_LLM_PORT"] == "19000"

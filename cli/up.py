@@ -7,8 +7,6 @@ others', and a crash stays contained); the gateway starts once all four answer `
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import logging
 import os
 import signal
@@ -21,19 +19,23 @@ from types import FrameType
 
 import httpx
 
+from comps.animation.settings import AnimationSettings
+from comps.asr.settings import AsrSettings
 from comps.core.settings import ServiceSettings, load_settings
+from comps.llm.settings import LlmSettings
+from comps.tts.settings import TtsSettings
 from gateway.settings import GatewaySettings
+from ui.settings import UiSettings
 
 logger = logging.getLogger(__name__)
 
-# service -> its settings class ("module:Class"); the port each listens on comes from there.
-SETTINGS: dict[str, str] = {
-    "asr": "comps.asr.settings:AsrSettings",
-    "llm": "comps.llm.settings:LlmSettings",
-    "tts": "comps.tts.settings:TtsSettings",
-    "animation": "comps.animation.settings:AnimationSettings",
+# service -> its settings class; the port each listens on comes from there.
+SETTINGS: dict[str, type[ServiceSettings]] = {
+    "asr": AsrSettings,
+    "llm": LlmSettings,
+    "tts": TtsSettings,
+    "animation": AnimationSettings,
 }
-UI_DEFAULT_PORT = 7861
 # Loading every model on a laptop CPU (first run: from the cache) takes minutes, not hours.
 READY_TIMEOUT_S = 900.0
 POLL_S = 0.5
@@ -52,24 +54,6 @@ class Child:
         return f"http://{host}:{self.port}/ready"
 
 
-def _port(target: str) -> int:
-    module, _, cls = target.partition(":")
-    settings_class: type[ServiceSettings] = getattr(importlib.import_module(module), cls)
-    return load_settings(settings_class).port
-
-
-def _ui_port() -> int | None:
-    """The UI's port when the UI is installed, else None."""
-    if importlib.util.find_spec("ui.app") is None:
-        return None
-    if importlib.util.find_spec("ui.settings") is not None:
-        module = importlib.import_module("ui.settings")
-        for value in vars(module).values():
-            if isinstance(value, type) and issubclass(value, ServiceSettings) and value is not ServiceSettings:
-                return load_settings(value).port
-    return UI_DEFAULT_PORT
-
-
 class Stack:
     """The processes started so far, and a stop flag set by Ctrl-C / SIGTERM."""
 
@@ -81,7 +65,7 @@ class Stack:
         self.stop = threading.Event()
 
     def start(self, name: str, port: int, env: dict[str, str] | None = None) -> Child:
-        command = [sys.executable, "-m", "comps.cli", "serve", name, "--host", self.host, "--port", str(port)]
+        command = [sys.executable, "-m", "cli.main", "serve", name, "--host", self.host, "--port", str(port)]
         logger.info("starting %s on port %d", name, port)
         child = Child(name, port, subprocess.Popen(command, env={**os.environ, **(env or {})}))
         self.children.append(child)
@@ -155,7 +139,7 @@ def run_up(args: argparse.Namespace) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        ports = {name: _port(target) for name, target in SETTINGS.items()}
+        ports = {name: load_settings(settings).port for name, settings in SETTINGS.items()}
         services = [stack.start(name, port) for name, port in ports.items()]
         if not stack.wait_ready(services):
             return 0 if stack.stop.is_set() else 1
@@ -163,7 +147,7 @@ def run_up(args: argparse.Namespace) -> int:
         gateway = stack.start("gateway", gateway_port, _gateway_env(stack, ports))
         if not stack.wait_ready([gateway]):
             return 0 if stack.stop.is_set() else 1
-        ui_port = None if args.no_ui else _ui_port()
+        ui_port = None if args.no_ui else load_settings(UiSettings).port
         if ui_port is not None:
             ui = stack.start("ui", ui_port, {"UI_GATEWAY_URL": f"http://{stack.connect_host}:{gateway_port}"})
             if not stack.wait_ready([ui]):

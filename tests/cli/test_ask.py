@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from comps.cli import build_parser
+from cli.ask import run_ask
+from cli.main import build_parser
 from gateway.app import create_app
-from gateway.ask import run_ask
 from gateway.settings import GatewaySettings
 
 
