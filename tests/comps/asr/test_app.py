@@ -10,6 +10,7 @@ import httpx
 import numpy as np
 import pytest
 from fastapi import FastAPI
+from support.metrics import sample
 from support.models import word_error_rate
 
 from comps.asr.app import create_app
@@ -175,9 +176,17 @@ async def test_ops_endpoints(client: httpx.AsyncClient) -> None:
     assert (await client.get("/ready")).json() == {"status": "ready"}
     check = (await client.get("/v1/health_check")).json()
     assert check["Service Title"] == "asr"
-    await client.post("/v1/asr", json={"audio": OPEA_PROBE})
+    before = await client.get("/metrics")
+    assert (await client.post("/v1/asr", json={"audio": OPEA_PROBE})).status_code == 200
     assert "/v1/asr" in (await client.get("/v1/statistics")).json()
-    assert (await client.get("/metrics")).status_code == 200
+    after = await client.get("/metrics")
+    assert before.status_code == after.status_code == 200
+    asr = {"service": "asr", "method": "POST", "path": "/v1/asr"}
+    for name, labels in [
+        ("avatarchat_requests_total", {**asr, "status": "200"}),
+        ("avatarchat_request_duration_seconds_count", asr),
+    ]:
+        assert sample(after.text, name, **labels) == sample(before.text, name, **labels) + 1, name
 
 
 def _wav_with_no_samples() -> bytes:

@@ -7,6 +7,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel
+from support.metrics import sample
 
 from comps.core.app import create_service_app, require_ready
 from comps.core.settings import ServiceSettings
@@ -50,6 +51,7 @@ async def test_ops_endpoints() -> None:
         assert (await client.get("/ready")).status_code == 200
         check = (await client.get("/v1/health_check")).json()
         assert check == {"Service Title": "demo", "Version": "1.2.3", "Service Description": "a demo"}
+        before = (await client.get("/metrics")).text
         for _ in range(3):
             assert (await client.post("/v1/echo", json={"text": "hi"})).status_code == 200
         await client.get("/v1/items/abc")
@@ -59,8 +61,18 @@ async def test_ops_endpoints() -> None:
         assert stats["/v1/echo"]["p50_latency"] <= stats["/v1/echo"]["p99_latency"]
         assert stats["/v1/items/{item_id}"]["count"] == 2
         assert "/health" not in stats
-        metrics = (await client.get("/metrics")).text
-        assert 'avatarchat_requests_total{method="POST",path="/v1/echo",service="demo",status="200"} 3.0' in metrics
+        after = (await client.get("/metrics")).text
+    echo = {"service": "demo", "method": "POST", "path": "/v1/echo"}
+    items = {"service": "demo", "method": "GET", "path": "/v1/items/{item_id}"}  # the template: ids are not labels
+    for name, labels, count in [
+        ("avatarchat_requests_total", {**echo, "status": "200"}, 3),
+        ("avatarchat_request_duration_seconds_count", echo, 3),
+        ("avatarchat_requests_total", {**items, "status": "200"}, 2),
+        ("avatarchat_request_duration_seconds_count", items, 2),
+    ]:
+        assert sample(after, name, **labels) - sample(before, name, **labels) == count, (name, labels)
+    assert 'avatarchat_requests_total{method="POST",path="/v1/echo",service="demo",status="200"} 3.0' in after
+    assert "/metrics" not in after and "/health" not in after  # ops endpoints are not counted
 
 
 @pytest.mark.anyio
