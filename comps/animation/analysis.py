@@ -1,11 +1,11 @@
 """Per-avatar work a mode does once, at registration, and that the avatar registry persists with the face track.
 
 SadTalker needs the avatar's 3DMM coefficients (a ResNet-50 pass on the aligned face). A mode that
-needs such data implements `AvatarAnalyzer`; the registry runs every loaded analyzer when an
-avatar is registered, stores the result next to `track.npz` as `analysis-<name>.npz` (with the
-analyzer's `version`), and attaches it to the track (`FaceTrack.analysis[name]`). An avatar
-registered before the mode was enabled, or analysed with other weights (another `version`), is
-analysed again on first load and the file rewritten.
+needs such data declares an `AvatarAnalyzer` in its `Capabilities.analyzer`; the registry runs
+every loaded mode's analyzer when an avatar is registered, stores the result next to `track.npz`
+as `analysis-<name>.npz` (with the analyzer's `version`), and attaches it to the track
+(`FaceTrack.analysis[name]`). An avatar registered before the mode was enabled, or analysed with
+other weights (another `version`), is analysed again on first load and the file rewritten.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -22,7 +22,6 @@ from comps.animation.track import Analysis, FaceTrack
 VERSION_KEY = "__version__"
 
 
-@runtime_checkable
 class AvatarAnalyzer(Protocol):
     """A mode's per-avatar computation; blocking."""
 

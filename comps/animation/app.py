@@ -11,12 +11,11 @@ import anyio.to_thread
 from fastapi import FastAPI, File, Form, Request, Response, UploadFile
 from fastapi.responses import FileResponse
 
-from comps.animation.analysis import AvatarAnalyzer
 from comps.animation.avatars import DEFAULT_ID, AvatarInfo, AvatarRegistry
 from comps.animation.backends import BACKENDS
-from comps.animation.backends.base import AnimationBackend, LoadContext
+from comps.animation.backends.base import AnimationBackend
+from comps.animation.backends.networks import load_networks
 from comps.animation.detect import RETINAFACE, FaceDetector, HaarDetector, RetinaFaceDetector
-from comps.animation.options import RenderOptions
 from comps.animation.schemas import (
     AnimationRequest,
     AnimationResponse,
@@ -53,15 +52,16 @@ def build_detector(settings: AnimationSettings) -> FaceDetector:
 def load_service(settings: AnimationSettings, backend: AnimationBackend | None) -> AnimationService:
     """Load every enabled mode, the detector, the avatars (the default one detected and analysed now) and the store.
 
-    Blocking. The modes that analyse avatars (SadTalker) do so at registration, through the registry.
+    Blocking. The networks the enabled modes share load first, once; then each mode is built on
+    them. The modes that analyse avatars (SadTalker) do so at registration, through the registry.
     """
     if settings.outfile is not None:
         logger.info(
             "OUTFILE=%s is ignored: each video is stored under its own id in %s", settings.outfile, settings.output_dir
         )
     if backend is None:
-        context = LoadContext(settings=settings, device=resolve_device(settings.device))
-        backends: dict[str, AnimationBackend] = {mode: BACKENDS[mode](context) for mode in settings.modes}
+        networks = load_networks(settings, resolve_device(settings.device))
+        backends: dict[str, AnimationBackend] = {mode: BACKENDS[mode](settings, networks) for mode in settings.modes}
     else:
         backends = {settings.inference_mode: backend}
     registry = AvatarRegistry(
@@ -70,7 +70,7 @@ def load_service(settings: AnimationSettings, backend: AnimationBackend | None) 
         max_frames=settings.avatar_max_frames,
         max_side=settings.avatar_max_side,
         cache_size=settings.max_avatars_cached,
-        analyzers=[b for b in backends.values() if isinstance(b, AvatarAnalyzer)],
+        analyzers=[a for a in (b.capabilities.analyzer for b in backends.values()) if a is not None],
     )
     if settings.face is not None:
         registry.register_default(settings.face)
@@ -140,18 +140,9 @@ def create_app(settings: AnimationSettings | None = None, backend: AnimationBack
     @app.post("/v1/animation", tags=["animation"], response_model=AnimationResponse)
     async def animation(body: AnimationRequest, request: Request) -> AnimationResponse:
         """OPEA: base64 speech in, a lip-synced MP4 (H.264 + AAC) out, by id, path and URL."""
-        options = RenderOptions(
-            still=body.still,
-            blink=body.blink,
-            expression_scale=body.expression_scale,
-            pose_style=body.pose_style,
-            seed=body.seed,
-            input_yaw=None if body.input_yaw is None else tuple(body.input_yaw),
-            input_pitch=None if body.input_pitch is None else tuple(body.input_pitch),
-            input_roll=None if body.input_roll is None else tuple(body.input_roll),
-        )
+        # The request is a SadTalkerOptions (its options are the contract's fields); the mode reads only those.
         rendered = await service(request).animate(
-            body.byte_str, avatar=body.avatar, mode=body.inference_mode, fps=body.fps, param="byte_str", options=options
+            body.byte_str, avatar=body.avatar, mode=body.inference_mode, fps=body.fps, param="byte_str", options=body
         )
         return response(rendered, request)
 

@@ -14,8 +14,8 @@ import numpy.typing as npt
 
 from comps.animation.avatars import DEFAULT_ID, Avatar, AvatarRegistry
 from comps.animation.backends import BACKENDS
-from comps.animation.backends.base import AnimationBackend, FinishingBackend
-from comps.animation.options import OptionsBackend, RenderOptions
+from comps.animation.backends.base import AnimationBackend, Capabilities
+from comps.animation.options import SadTalkerOptions, given
 from comps.animation.render import RenderResult
 from comps.animation.settings import MODE_ALIASES, AnimationSettings
 from comps.animation.store import OutputStore
@@ -56,10 +56,10 @@ class AnimationService:
         self.queue = queue
 
     def finish(self) -> None:
-        """Blocking, at shutdown: let every mode that has end-of-service work do it (FP8 MEASURE statistics)."""
-        for backend in self.backends.values():
-            if isinstance(backend, FinishingBackend):
-                backend.finish()
+        """Blocking, at shutdown: run every mode's finish hook once (FP8 MEASURE statistics; shared ones once)."""
+        hooks = (backend.capabilities.finish for backend in self.backends.values())
+        for hook in dict.fromkeys(hook for hook in hooks if hook is not None):
+            hook()
 
     def backend(self, mode: str | None) -> AnimationBackend:
         """The loaded backend of `mode` (the default when None).
@@ -105,40 +105,42 @@ class AnimationService:
         mode: str | None,
         fps: float | None,
         param: str,
-        options: RenderOptions | None = None,
+        options: SadTalkerOptions | None = None,
     ) -> Rendered:
         """Render base64 speech on an avatar; every check that can fail runs before the queue."""
         backend = self.backend(mode)
-        options = options or RenderOptions()
-        self._check_options(backend, fps, options)
+        capabilities = backend.capabilities
+        options = SadTalkerOptions() if options is None else options
+        self._check_options(capabilities, fps, options)
         avatar_id = self.avatar_id(avatar)
         audio = await anyio.to_thread.run_sync(self._decode, audio_b64, param)
-        if isinstance(backend, OptionsBackend) and audio.size * backend.fps < SAMPLE_RATE:
+        found: Avatar = await anyio.to_thread.run_sync(lambda: self.registry.get(avatar_id, param="avatar"))
+        rate = capabilities.fixed_fps or fps or found.track.fps or self.settings.fps
+        if audio.size * rate < capabilities.min_audio_frames * SAMPLE_RATE:
+            frames = capabilities.min_audio_frames
             raise InvalidRequest(
-                f"{param}: audio shorter than one video frame ({1000 / backend.fps:g} ms)",
+                f"{param}: audio shorter than {'one video frame' if frames == 1 else f'{frames} video frames'} "
+                f"({1000 * frames / rate:g} ms)",
                 param=param,
                 code="audio_too_short",
             )
-        found: Avatar = await anyio.to_thread.run_sync(lambda: self.registry.get(avatar_id, param="avatar"))
-        rate = fps or found.track.fps or self.settings.fps
         return await self.queue.run(self._render, backend, found, audio, rate, options)
 
     @staticmethod
-    def _check_options(backend: AnimationBackend, fps: float | None, options: RenderOptions) -> None:
-        """A fixed-rate mode refuses another fps; a mode without options refuses any (never silently ignored)."""
-        if isinstance(backend, OptionsBackend):
-            if fps is not None and fps != backend.fps:
-                raise InvalidRequest(
-                    f"this inference_mode renders at {backend.fps:g} fps only; omit fps or send {backend.fps:g}",
-                    param="fps",
-                    code="fps_fixed",
-                )
-            return
-        given = options.given()
-        if given:
+    def _check_options(capabilities: Capabilities, fps: float | None, options: SadTalkerOptions) -> None:
+        """A fixed-rate mode refuses another fps; a mode refuses the options it does not take (never ignored)."""
+        fixed = capabilities.fixed_fps
+        if fixed is not None and fps is not None and fps != fixed:
             raise InvalidRequest(
-                f"{', '.join(given)}: only the SadTalker modes take these options",
-                param=given[0],
+                f"this inference_mode renders at {fixed:g} fps only; omit fps or send {fixed:g}",
+                param="fps",
+                code="fps_fixed",
+            )
+        refused = [name for name in given(options) if name not in capabilities.options]
+        if refused:
+            raise InvalidRequest(
+                f"{', '.join(refused)}: only the SadTalker modes take these options",
+                param=refused[0],
                 code="option_not_supported",
             )
 
@@ -152,18 +154,15 @@ class AnimationService:
         avatar: Avatar,
         audio: npt.NDArray[np.float32],
         fps: float,
-        options: RenderOptions,
+        options: SadTalkerOptions,
     ) -> Rendered:
         """Blocking: render into the store's partial file inside this request's own temp folder."""
         video_id, partial = self.store.reserve()
         try:
             with tempfile.TemporaryDirectory(prefix="animation-") as workdir:
-                if isinstance(backend, OptionsBackend):
-                    result = backend.render_avatar(
-                        avatar.info.id, avatar.track, audio, out_path=partial, workdir=Path(workdir), options=options
-                    )
-                else:
-                    result = backend.render(avatar.track, audio, out_path=partial, fps=fps, workdir=Path(workdir))
+                result = backend.render(
+                    avatar.track, audio, out_path=partial, fps=fps, workdir=Path(workdir), options=options
+                )
         except BaseException:
             self.store.discard(video_id)
             raise

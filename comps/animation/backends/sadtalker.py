@@ -1,11 +1,11 @@
 """The SadTalker modes: `sadtalker` (audio -> head motion + expression -> rendered face) and `sadtalker+gfpgan`.
 
-Per avatar, once, at registration (this mode is an `analysis.AvatarAnalyzer`; the registry stores
-the result with the face track): the face region of the avatar's first frame, upstream's FFHQ
-square from the track's five landmarks (see `pasteback.landmark_region`), cut out at render size
-as the renderer's source picture; the same landmarks carried into that picture align the 224x224
-crop of the 3DMM regressor (`sadtalker.align`, Deep3DFaceRecon's rule), whose 70 coefficients (73
-in `full`: the alignment's `[s, tx, ty]` appended) are stored.
+Per avatar, once, at registration (`SadTalkerAnalyzer`, the modes' `Capabilities.analyzer`; the
+registry stores the result with the face track): the face region of the avatar's first frame,
+upstream's FFHQ square from the track's five landmarks (see `pasteback.landmark_region`), cut out
+at render size as the renderer's source picture; the same landmarks carried into that picture
+align the 224x224 crop of the 3DMM regressor (`sadtalker.align`, Deep3DFaceRecon's rule), whose 70
+coefficients (73 in `full`: the alignment's `[s, tx, ty]` appended) are stored.
 
 Per request: audio -> 25 fps coefficients -> `size` faces -> pasted back (resize + soft-edged mask)
 into the avatar's first frame -> optional GFPGAN -> ffmpeg (H.264 + AAC). A video avatar is
@@ -19,7 +19,7 @@ import contextlib
 import functools
 import hashlib
 import logging
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -27,11 +27,10 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from comps.animation.backends.base import AnimationBackend, LoadContext
-from comps.animation.backends.wav2lip import GFPGAN
+from comps.animation.backends.base import AnimationBackend, Capabilities, SharedNetworks, required
 from comps.animation.encode import VideoEncoder
 from comps.animation.enhance import FaceEnhancer
-from comps.animation.options import RenderOptions
+from comps.animation.options import OPTION_NAMES
 from comps.animation.pasteback import PasteBack, Region, crop_square, landmark_region
 from comps.animation.render import RenderResult
 from comps.animation.sadtalker.align import align_face
@@ -39,7 +38,8 @@ from comps.animation.sadtalker.audio import FPS, SAMPLE_RATE
 from comps.animation.sadtalker.pipeline import SadTalkerPipeline
 from comps.animation.settings import AnimationSettings
 from comps.animation.track import Analysis, FaceTrack, Frame
-from comps.core.weights import resolve_weight
+from comps.core.contracts import SadTalkerOptions
+from comps.core.device import Device
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,23 @@ def checkpoint_dir(settings: AnimationSettings) -> Path:
     return settings.sadtalker_checkpoint_dir or settings.model_cache_dir / "sadtalker"
 
 
+def load_pipeline(settings: AnimationSettings, device: Device) -> SadTalkerPipeline:
+    """The SadTalker networks at the configured size and preprocess mode.
+
+    Raises:
+        CheckpointMissingError: naming the missing file and the download command.
+    """
+    folder = checkpoint_dir(settings)
+    logger.info("loading SadTalker %d/%s from %s", settings.sadtalker_size, settings.sadtalker_preprocess, folder)
+    return SadTalkerPipeline(
+        checkpoint_dir=folder,
+        device=device.torch_device,
+        size=settings.sadtalker_size,
+        preprocess=settings.sadtalker_preprocess,
+        batch_size=settings.sadtalker_batch_size,
+    )
+
+
 @dataclass(frozen=True)
 class Source:
     """An avatar's SadTalker source: its face region, the renderer's RGB picture and the 3DMM coefficients."""
@@ -62,19 +79,20 @@ class Source:
     coeffs: npt.NDArray[np.float32]  # (70,) or (73,)
 
 
-class SadTalkerMode:
-    """A loaded SadTalker pipeline, the defaults from settings and optional GFPGAN; analyses avatars."""
+def _picture(frame: Frame, region: Region, size: int) -> npt.NDArray[np.uint8]:
+    """The face region of `frame` at `size` x `size`, RGB (the renderer's source picture)."""
+    square = crop_square(frame, region, size)
+    return np.asarray(cv2.cvtColor(square, cv2.COLOR_BGR2RGB), np.uint8)
 
-    fps = float(FPS)
+
+class SadTalkerAnalyzer:
+    """The per-avatar SadTalker data (an `analysis.AvatarAnalyzer`): face region and 3DMM coefficients."""
+
     name = ANALYSIS
 
-    def __init__(
-        self, *, pipeline: SadTalkerPipeline, settings: AnimationSettings, enhancer: FaceEnhancer | None = None
-    ) -> None:
-        """Adopt the loaded pipeline; `enhancer` makes this the `sadtalker+gfpgan` mode."""
+    def __init__(self, pipeline: SadTalkerPipeline) -> None:
+        """Use the loaded pipeline's regressor."""
         self.pipeline = pipeline
-        self.settings = settings
-        self.enhancer = enhancer
 
     @functools.cached_property
     def version(self) -> str:
@@ -96,15 +114,38 @@ class SadTalkerMode:
             raise ValueError("the face track has no landmarks; SadTalker needs them to align the face")
         region = landmark_region(track.landmarks[0])
         size = self.pipeline.size
-        picture = self._picture(track.frames[0], region)
+        picture = _picture(track.frames[0], region, size)
         points = (track.landmarks[0] - np.array([region.x, region.y], np.float32)) * (size / region.side)
         aligned = align_face(picture, points)
         coeffs = self.pipeline.extract_coeffs(aligned.crop, crop_params=aligned.params if self.pipeline.full else None)
         return {"region": np.array([region.y, region.x, region.side], np.int64), "coeffs": coeffs}
 
+
+def _angles(values: Sequence[float] | None) -> tuple[float, ...] | None:
+    return None if values is None else tuple(values)
+
+
+class SadTalkerMode:
+    """A loaded SadTalker pipeline, the defaults from settings and optional GFPGAN."""
+
+    fps = float(FPS)  # SadTalker's audio front-end makes 25 coefficient frames a second
+
+    def __init__(
+        self, *, pipeline: SadTalkerPipeline, settings: AnimationSettings, enhancer: FaceEnhancer | None = None
+    ) -> None:
+        """Adopt the loaded pipeline; `enhancer` makes this the `sadtalker+gfpgan` mode."""
+        self.pipeline = pipeline
+        self.settings = settings
+        self.enhancer = enhancer
+        self.analyzer = SadTalkerAnalyzer(pipeline)
+        self.capabilities = Capabilities(
+            fixed_fps=self.fps, options=OPTION_NAMES, min_audio_frames=1, analyzer=self.analyzer
+        )
+
     def attach(self, track: FaceTrack) -> FaceTrack:
         """The track with this mode's analysis (what the avatar registry does at registration)."""
-        return replace(track, analysis={**track.analysis, self.name: self.analyze(track)})
+        analyzer = self.analyzer
+        return replace(track, analysis={**track.analysis, analyzer.name: analyzer.analyze(track)})
 
     def source(self, track: FaceTrack) -> Source:
         """The avatar's source from its stored analysis.
@@ -112,20 +153,16 @@ class SadTalkerMode:
         Raises:
             ValueError: the track was not analysed by this mode (the registry does it at registration).
         """
-        found = track.analysis.get(self.name)
+        found = track.analysis.get(self.analyzer.name)
         if found is None:
             raise ValueError("the avatar has no SadTalker analysis; register it with the SadTalker mode loaded")
         y, x, side = (int(v) for v in found["region"])
         region = Region(y=y, x=x, side=side)
         coeffs = np.asarray(found["coeffs"], np.float32)
-        return Source(region=region, picture=self._picture(track.frames[0], region), coeffs=coeffs)
-
-    def _picture(self, frame: Frame, region: Region) -> npt.NDArray[np.uint8]:
-        square = crop_square(frame, region, self.pipeline.size)
-        return np.asarray(cv2.cvtColor(square, cv2.COLOR_BGR2RGB), np.uint8)
+        return Source(region=region, picture=_picture(track.frames[0], region, self.pipeline.size), coeffs=coeffs)
 
     def frames(
-        self, track: FaceTrack, audio: npt.NDArray[np.float32], options: RenderOptions
+        self, track: FaceTrack, audio: npt.NDArray[np.float32], options: SadTalkerOptions
     ) -> Generator[Frame, None, None]:
         """Full avatar frames (BGR uint8; `upscale` times larger with GFPGAN), one per 40 ms of audio.
 
@@ -149,9 +186,9 @@ class SadTalkerMode:
             ),
             pose_style=settings.sadtalker_pose_style if options.pose_style is None else options.pose_style,
             seed=0 if options.seed is None else options.seed,
-            yaw=options.input_yaw,
-            pitch=options.input_pitch,
-            roll=options.input_roll,
+            yaw=_angles(options.input_yaw),
+            pitch=_angles(options.input_pitch),
+            roll=_angles(options.input_roll),
             blink=options.blink,
         )
         return self._compose(track, source, faces)
@@ -174,17 +211,25 @@ class SadTalkerMode:
         assert track.align is not None  # checked in frames()
         return self.enhancer.enhance(frames, [track.align[0]] * len(frames))
 
-    def render_avatar(
+    def render(
         self,
-        avatar_id: str,
         track: FaceTrack,
         audio: npt.NDArray[np.float32],
         *,
         out_path: Path,
+        fps: float,
         workdir: Path,
-        options: RenderOptions,
+        options: SadTalkerOptions,
     ) -> RenderResult:
-        """Render and encode at 25 fps; see `options.OptionsBackend`."""
+        """Render and encode at 25 fps; see `AnimationBackend.render`.
+
+        Raises:
+            ValueError: `fps` is not 25, or as `frames`.
+        """
+        if fps != self.fps:
+            raise ValueError(f"SadTalker renders at {self.fps:g} fps only, got {fps:g}")
+        if self.analyzer.name not in track.analysis:
+            track = self.attach(track)
         height, width = track.size
         scale = self.enhancer.upscale if self.enhancer is not None else 1
         frames = self.frames(track, audio, options)
@@ -204,57 +249,16 @@ class SadTalkerMode:
         logger.info("rendered %d SadTalker frames to %s", encoder.frames, out_path)
         return RenderResult(frames=encoder.frames, fps=self.fps, duration_s=encoder.frames / self.fps)
 
-    def render(
-        self, track: FaceTrack, audio: npt.NDArray[np.float32], *, out_path: Path, fps: float, workdir: Path
-    ) -> RenderResult:
-        """`AnimationBackend.render` with the default options; the service calls `render_avatar` instead.
 
-        A track the registry did not analyse is analysed here first.
-
-        Raises:
-            ValueError: `fps` is not 25.
-        """
-        if fps != self.fps:
-            raise ValueError(f"SadTalker renders at {self.fps:g} fps only, got {fps:g}")
-        if self.name not in track.analysis:
-            track = self.attach(track)
-        return self.render_avatar("", track, audio, out_path=out_path, workdir=workdir, options=RenderOptions())
+def plain(settings: AnimationSettings, networks: SharedNetworks) -> AnimationBackend:
+    """`sadtalker`: audio -> head motion and expression -> the rendered face, pasted back."""
+    return SadTalkerMode(pipeline=required(networks.sadtalker, "SadTalker"), settings=settings)
 
 
-def _pipeline(context: LoadContext) -> SadTalkerPipeline:
-    settings = context.settings
-    folder = checkpoint_dir(settings)
-    size, preprocess = settings.sadtalker_size, settings.sadtalker_preprocess
-
-    def build() -> SadTalkerPipeline:
-        logger.info("loading SadTalker %d/%s from %s", size, preprocess, folder)
-        return SadTalkerPipeline(
-            checkpoint_dir=folder,
-            device=context.device.torch_device,
-            size=size,
-            preprocess=preprocess,
-            batch_size=settings.sadtalker_batch_size,
-        )
-
-    return context.shared(f"sadtalker:{folder.resolve()}:{size}:{preprocess}", build)
-
-
-def plain(context: LoadContext) -> AnimationBackend:
-    """`sadtalker`: the networks load now; a missing file raises `CheckpointMissingError` naming it."""
-    return SadTalkerMode(pipeline=_pipeline(context), settings=context.settings)
-
-
-def with_gfpgan(context: LoadContext) -> AnimationBackend:
+def with_gfpgan(settings: AnimationSettings, networks: SharedNetworks) -> AnimationBackend:
     """`sadtalker+gfpgan`: SadTalker, then GFPGAN on the face through the avatar's cached alignment."""
-    settings = context.settings
-    path = resolve_weight(
-        GFPGAN[settings.gfpgan_model_version],
-        explicit=settings.checkpoint_dir,
-        cache_dir=settings.model_cache_dir,
-        offline=settings.offline,
+    return SadTalkerMode(
+        pipeline=required(networks.sadtalker, "SadTalker"),
+        settings=settings,
+        enhancer=required(networks.gfpgan, "GFPGAN"),
     )
-    enhancer = context.shared(
-        "gfpgan",
-        lambda: FaceEnhancer.load(path, device=context.device.torch_device, upscale=settings.upscale_factor),
-    )
-    return SadTalkerMode(pipeline=_pipeline(context), settings=settings, enhancer=enhancer)

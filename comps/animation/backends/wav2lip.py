@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from comps.animation.backends.base import AnimationBackend, LoadContext
+from comps.animation.backends.base import AnimationBackend, Capabilities, SharedNetworks, required
 from comps.animation.enhance import FaceEnhancer
 from comps.animation.render import RenderResult, Wav2LipRenderer
+from comps.animation.settings import AnimationSettings
 from comps.animation.track import FaceTrack
 from comps.animation.wav2lip.checkpoint import DOWNLOAD_HINT, load_wav2lip
+from comps.core.contracts import SadTalkerOptions
+from comps.core.device import Device
 from comps.core.weights import WeightsMissingError, WeightSpec, resolve_weight
 
 logger = logging.getLogger(__name__)
@@ -31,6 +35,10 @@ GFPGAN: dict[str, WeightSpec] = {
     for version in ("1.3", "1.4")
 }
 
+# Each Wav2Lip mode's checkpoint, and the modes that run GFPGAN on the face.
+CHECKPOINTS: dict[str, WeightSpec] = {"wav2lip": WAV2LIP, "wav2lip_gan": WAV2LIP_GAN, "wav2lip+gfpgan": WAV2LIP_GAN}
+ENHANCING = frozenset({"wav2lip+gfpgan"})
+
 
 @dataclass(frozen=True)
 class Wav2LipMode:
@@ -39,24 +47,31 @@ class Wav2LipMode:
     renderer: Wav2LipRenderer
     enhance: bool
 
+    @property
+    def capabilities(self) -> Capabilities:
+        """Any frame rate, no options, no per-avatar analysis; at shutdown the shared renderer's FP8 statistics."""
+        return Capabilities(finish=self.renderer.finish_fp8)
+
     def render(
-        self, track: FaceTrack, audio: npt.NDArray[np.float32], *, out_path: Path, fps: float, workdir: Path
+        self,
+        track: FaceTrack,
+        audio: npt.NDArray[np.float32],
+        *,
+        out_path: Path,
+        fps: float,
+        workdir: Path,
+        options: SadTalkerOptions,
     ) -> RenderResult:
-        """Render through the shared renderer; see `AnimationBackend.render`."""
+        """Render through the shared renderer; see `AnimationBackend.render` (`options` sets nothing here)."""
         return self.renderer.render(track, audio, out_path=out_path, fps=fps, enhance=self.enhance, workdir=workdir)
 
-    def finish(self) -> None:
-        """At shutdown: write FP8 MEASURE statistics (once per shared renderer)."""
-        self.renderer.finish_fp8()
 
-
-def checkpoint(context: LoadContext, spec: WeightSpec, *, mode: str) -> Path:
+def checkpoint(settings: AnimationSettings, spec: WeightSpec, *, mode: str) -> Path:
     """Find a weight file: `checkpoint_path` for the default mode's Wav2Lip, else `checkpoint_dir`, else the cache.
 
     Raises:
         WeightsMissingError: naming the file, the places searched and the download command.
     """
-    settings = context.settings
     if spec.component == "wav2lip" and mode == settings.inference_mode and settings.checkpoint_path is not None:
         if not settings.checkpoint_path.is_file():  # never fall back when the operator named a file
             raise WeightsMissingError(
@@ -69,48 +84,50 @@ def checkpoint(context: LoadContext, spec: WeightSpec, *, mode: str) -> Path:
     )
 
 
-def _renderer(context: LoadContext, spec: WeightSpec, *, mode: str) -> Wav2LipRenderer:
-    path = checkpoint(context, spec, mode=mode)
-    settings = context.settings
-    enhancer = _enhancer(context) if "wav2lip+gfpgan" in settings.modes and spec is WAV2LIP_GAN else None
+def load_renderers(
+    paths: Mapping[str, Path], *, settings: AnimationSettings, device: Device, enhancer: FaceEnhancer | None
+) -> dict[str, Wav2LipRenderer]:
+    """One renderer per checkpoint file in `paths` (Wav2Lip mode -> its file); modes on the same file share it.
 
-    def build() -> Wav2LipRenderer:
-        return Wav2LipRenderer(
-            model=load_wav2lip(path, device=context.device.torch_device),
-            device=context.device,
+    A renderer holds `enhancer` when one of its modes enhances (the renderer's GFPGAN is fixed at
+    construction; a mode that does not enhance never uses it).
+    """
+    modes_of: dict[Path, list[str]] = {}
+    for mode, path in paths.items():
+        modes_of.setdefault(path.resolve(), []).append(mode)
+    renderers: dict[str, Wav2LipRenderer] = {}
+    for path, modes in modes_of.items():
+        enhances = not ENHANCING.isdisjoint(modes)
+        logger.info("loading Wav2Lip %s for %s", path, ", ".join(modes))
+        renderer = Wav2LipRenderer(
+            model=load_wav2lip(path, device=device.torch_device),
+            device=device,
             batch_size=settings.batch_size,
             bf16=settings.bf16,
             compile=settings.compile,
-            enhancer=enhancer,
+            enhancer=required(enhancer, "GFPGAN") if enhances else None,
             ffmpeg=settings.ffmpeg,
             fp8_config=settings.fp8_config,  # FP8 (Gaudi) on the folded network; no-op when unset
         )
-
-    return context.shared(f"wav2lip:{path.resolve()}", build)
-
-
-def _enhancer(context: LoadContext) -> FaceEnhancer:
-    settings = context.settings
-    spec = GFPGAN[settings.gfpgan_model_version]
-    path = resolve_weight(
-        spec, explicit=settings.checkpoint_dir, cache_dir=settings.model_cache_dir, offline=settings.offline
-    )
-    return context.shared(
-        "gfpgan",
-        lambda: FaceEnhancer.load(path, device=context.device.torch_device, upscale=settings.upscale_factor),
-    )
+        renderers.update(dict.fromkeys(modes, renderer))
+    return renderers
 
 
-def plain(context: LoadContext) -> AnimationBackend:
+def _mode(networks: SharedNetworks, mode: str) -> Wav2LipMode:
+    renderer = required(networks.wav2lip.get(mode), f"the Wav2Lip renderer of {mode}")
+    return Wav2LipMode(renderer=renderer, enhance=mode in ENHANCING)
+
+
+def plain(settings: AnimationSettings, networks: SharedNetworks) -> AnimationBackend:
     """`wav2lip`: the original checkpoint (sharpest sync, blurrier mouth)."""
-    return Wav2LipMode(renderer=_renderer(context, WAV2LIP, mode="wav2lip"), enhance=False)
+    return _mode(networks, "wav2lip")
 
 
-def gan(context: LoadContext) -> AnimationBackend:
+def gan(settings: AnimationSettings, networks: SharedNetworks) -> AnimationBackend:
     """`wav2lip_gan`: the GAN-trained checkpoint (better looking mouth)."""
-    return Wav2LipMode(renderer=_renderer(context, WAV2LIP_GAN, mode="wav2lip_gan"), enhance=False)
+    return _mode(networks, "wav2lip_gan")
 
 
-def gan_with_gfpgan(context: LoadContext) -> AnimationBackend:
+def gan_with_gfpgan(settings: AnimationSettings, networks: SharedNetworks) -> AnimationBackend:
     """`wav2lip+gfpgan`: Wav2Lip-GAN, then GFPGAN on the face region (OPEA's `wav2lip+gfpgan`)."""
-    return Wav2LipMode(renderer=_renderer(context, WAV2LIP_GAN, mode="wav2lip+gfpgan"), enhance=True)
+    return _mode(networks, "wav2lip+gfpgan")

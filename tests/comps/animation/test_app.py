@@ -190,7 +190,14 @@ async def test_gfpgan_mode_and_the_gan_checkpoint(
     settings = settings_for(
         tmp_path, checkpoints, shared_dir, inference_mode="wav2lip_gan", modes=["wav2lip+gfpgan", "wav2lip"]
     )
-    async with serve(create_app(settings)) as http:
+    app = create_app(settings)
+    async with serve(app) as http:
+        backends = app.state.animation.backends
+        # One Wav2Lip-GAN network for both modes on wav2lip_gan.pth, holding the one GFPGAN; another for wav2lip.pth.
+        assert backends["wav2lip_gan"].renderer is backends["wav2lip+gfpgan"].renderer
+        assert backends["wav2lip_gan"].renderer.enhancer is not None
+        assert backends["wav2lip"].renderer is not backends["wav2lip_gan"].renderer
+        assert backends["wav2lip"].renderer.enhancer is None
         request = {"byte_str": clip_b64(speech, 0.25), "fps": 4}  # one frame: full-size GFPGAN is slow on CPU
         plain = await http.post("/v1/animation", json=request)
         enhanced = await http.post("/v1/animation", json=request | {"inference_mode": "wav2lip+gfpgan"})

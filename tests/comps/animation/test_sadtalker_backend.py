@@ -21,7 +21,7 @@ from support.wav2lip_weights import write_checkpoint
 
 from comps.animation.app import create_app
 from comps.animation.backends.sadtalker import SadTalkerMode
-from comps.animation.options import RenderOptions
+from comps.animation.options import SadTalkerOptions
 from comps.animation.sadtalker.checkpoints import DOWNLOAD_HINT, CheckpointMissingError
 from comps.animation.settings import AnimationSettings
 from comps.core.audio import encode_wav
@@ -99,7 +99,7 @@ async def test_render_over_http_and_paste_back(
         assert set(track.analysis) == {"sadtalker"}  # analysed when FACE was registered, at start-up
         source = backend.source(track)
         assert source.coeffs.shape == (70,) and source.picture.shape == (256, 256, 3)
-        frames = list(backend.frames(track, clip[:640], RenderOptions(still=True)))
+        frames = list(backend.frames(track, clip[:640], SadTalkerOptions(still=True)))
     avatar = astronaut(shared_dir)
     assert len(frames) == 1 and frames[0].shape == avatar.shape
     region = source.region

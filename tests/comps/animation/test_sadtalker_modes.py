@@ -18,7 +18,7 @@ from support.models import speak
 
 from comps.animation.analysis import analysis_path, load_analysis
 from comps.animation.app import create_app
-from comps.animation.backends.sadtalker import SadTalkerMode
+from comps.animation.backends.sadtalker import SadTalkerAnalyzer, SadTalkerMode
 from comps.animation.sadtalker.align import align_face
 from comps.animation.sadtalker.pipeline import SadTalkerPipeline
 from comps.animation.settings import AnimationSettings
@@ -63,16 +63,16 @@ async def test_avatar_is_analysed_at_registration_and_reused_after_restart(
         avatar_id = r.json()["id"]
         backend = app.state.animation.backends["sadtalker"]
         assert isinstance(backend, SadTalkerMode)
-        stored = load_analysis(analysis_path(settings.avatar_dir / avatar_id, "sadtalker"), backend.version)
+        stored = load_analysis(analysis_path(settings.avatar_dir / avatar_id, "sadtalker"), backend.analyzer.version)
         assert stored is not None
         assert stored["coeffs"].shape == (70,) and np.isfinite(stored["coeffs"]).all()
         region = stored["region"]
         assert region.shape == (3,) and 0 < region[2] <= 512
 
-    def never(self: SadTalkerMode, track: Any) -> None:
+    def never(self: SadTalkerAnalyzer, track: Any) -> None:
         raise AssertionError("the avatar was analysed again")
 
-    monkeypatch.setattr(SadTalkerMode, "analyze", never)
+    monkeypatch.setattr(SadTalkerAnalyzer, "analyze", never)
     restarted = create_app(settings)
     async with serve(restarted):
         track = restarted.state.animation.registry.get(avatar_id).track
