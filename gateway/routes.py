@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
+from anyio.streams.memory import MemoryObjectSendStream
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from comps.core.sse import sse_event, sse_response
+from comps.core.answer_events import AnswerDelta, Done, Segment, Transcript, encode_event
+from comps.core.concurrency import UNBOUNDED, Producer
+from comps.core.sse import sse_response
 from gateway.admission import Admission
 from gateway.schemas import AvatarChatRequest, DetailedAnswer
 from gateway.settings import GatewaySettings
 from megaservice.avatarchatbot import AvatarChatbot, AvatarParameters
-from megaservice.records import NodeEvent, RuntimeGraph
+from megaservice.progress import Heard, Progress, Wrote
+from megaservice.records import RuntimeGraph
 
 router = APIRouter(tags=["avatarchatbot"])
 
@@ -71,46 +72,26 @@ async def avatarchatbot(request: Request, body: AvatarChatRequest) -> JSONRespon
     )
 
 
-class _Translator:
-    """Orchestrator events -> the stream's SSE events: transcript, answer deltas, ordered segments."""
-
-    def __init__(self, request: Request) -> None:
-        self.request = request
-        self.transcript: str | None = None
-        self.tokens: list[str] = []
-        self.sentences: dict[int, str] = {}
-        self.segments = 0
-
-    def __call__(self, event: NodeEvent) -> str | None:
-        if event.kind == "finished" and event.node == "asr":
-            self.transcript = event.value.asr_result
-            return sse_event({"text": self.transcript}, event="transcript")
-        if event.kind != "item" or event.index is None:
-            return None
-        if event.node == "llm":
-            self.tokens.append(str(event.value))
-            return sse_event({"delta": str(event.value)}, event="answer")
-        if event.node == "tts":
-            self.sentences[event.index] = event.request.text
-            return None
-        if event.node == "animation":
-            self.segments += 1
-            video = event.value
-            segment: dict[str, Any] = {
-                "index": event.index,
-                "text": self.sentences.get(event.index, ""),
-                "id": video.id,
-                "video_url": video_url(self.request, video.id),
-                "video_path": video.video_path,
-                "duration_s": video.duration_s,
-            }
-            return sse_event(segment, event="segment")
-        return None
+def _wire(request: Request, progress: Progress) -> Transcript | AnswerDelta | Segment:
+    """The stream event telling the client about one fact of the answer."""
+    if isinstance(progress, Heard):
+        return Transcript(text=progress.transcript)
+    if isinstance(progress, Wrote):
+        return AnswerDelta(delta=progress.delta)
+    video = progress.video
+    return Segment(
+        index=progress.index,
+        text=progress.text,
+        id=video.id,
+        video_url=video_url(request, video.id),
+        video_path=video.video_path,
+        duration_s=video.duration_s,
+    )
 
 
 @router.post("/v1/avatarchatbot/stream", response_class=StreamingResponse)
 async def avatarchatbot_stream(request: Request, body: AvatarChatRequest) -> StreamingResponse:
-    """The answer as server-sent events, video segment by segment.
+    """The answer as server-sent events (`comps.core.answer_events`), video segment by segment.
 
     Events: `transcript`, `answer` deltas, `segment`s in order (each a short video with its own audio, to
     play back to back), then `done`; a failure after the first event is a final `error` event.
@@ -122,41 +103,31 @@ async def avatarchatbot_stream(request: Request, body: AvatarChatRequest) -> Str
     # A full line is an HTTP 503 with Retry-After while that is still possible; a request that loses a
     # race for the last place after this check gets the same error as an in-band `error` event.
     admission.check()
+    graphs: list[RuntimeGraph] = []
+
+    async def answer(send: MemoryObjectSendStream[Progress]) -> None:
+        if body.text is not None:
+            send.send_nowait(Heard(body.text))  # typed: no ASR runs, so nothing else reports it
+        _, graph = await chatbot.stream(audio=body.audio, text=body.text, params=params, observer=send.send_nowait)
+        graphs.append(graph)
 
     async def events() -> AsyncIterator[str]:
-        translate = _Translator(request)
-        queue: asyncio.Queue[NodeEvent | None] = asyncio.Queue()
-        async with admission.slot():
-            if body.text is not None:
-                translate.transcript = body.text
-                yield sse_event({"text": body.text}, event="transcript")
-
-            async def run() -> RuntimeGraph:
-                try:
-                    _, graph = await chatbot.stream(
-                        audio=body.audio, text=body.text, params=params, observer=queue.put_nowait
-                    )
-                    return graph
-                finally:
-                    queue.put_nowait(None)
-
-            task = asyncio.create_task(run())
-            try:
-                while (event := await queue.get()) is not None:
-                    if (chunk := translate(event)) is not None:
-                        yield chunk
-                graph = await task
-            finally:
-                if not task.done():
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
-        done = {
-            "transcript": translate.transcript,
-            "answer": "".join(translate.tokens),
-            "segments": translate.segments,
-            "timings": _timings(graph, started),
-        }
-        yield sse_event(done, event="done")
+        transcript: str | None = None
+        deltas: list[str] = []
+        segments = 0
+        async with admission.slot(), Producer(answer, buffer=UNBOUNDED) as progress:
+            async for fact in progress:
+                event = _wire(request, fact)
+                if isinstance(event, Transcript):
+                    transcript = event.text
+                elif isinstance(event, AnswerDelta):
+                    deltas.append(event.delta)
+                else:
+                    segments += 1
+                yield encode_event(event)
+        done = Done(
+            transcript=transcript, answer="".join(deltas), segments=segments, timings=_timings(graphs[0], started)
+        )
+        yield encode_event(done)
 
     return sse_response(events())

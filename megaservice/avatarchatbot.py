@@ -25,6 +25,7 @@ from comps.core.text import SentenceAggregator
 from megaservice.calls import build_client
 from megaservice.chat import ChatMessage, ChatRequest, ChatResponse, decode_chunk
 from megaservice.orchestrator import ScheduleContext, ServiceOrchestrator
+from megaservice.progress import ProgressObserver, ProgressTracker
 from megaservice.records import Observer, RuntimeGraph, Schedule
 from megaservice.service import MicroService, ServiceType
 
@@ -218,8 +219,9 @@ class AvatarChatbot:
         return Answer(results["asr"].asr_result, results["llm"].text, results["animation"], graph)
 
     async def stream(
-        self, *, audio: str | None, text: str | None, params: AvatarParameters, observer: Observer
+        self, *, audio: str | None, text: str | None, params: AvatarParameters, observer: ProgressObserver
     ) -> Schedule:
-        """Run the streamed graph; `observer` sees the transcript, each token and each ordered video segment."""
+        """Run the streamed graph; `observer` sees the transcript (when heard), each text delta and each video."""
         inputs, provided = self._inputs(audio, text, params)
-        return await self.streamed.schedule(inputs, params, provided=provided, observer=observer)
+        tracker = ProgressTracker(observer)
+        return await self.streamed.schedule(inputs, params, provided=provided, observer=tracker)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
+from pydantic import ValidationError
+
+from comps.core.answer_events import AnswerEvent, Error, decode_event
+from comps.core.sse import UnreadableEvent, parse_sse
 
 _SUFFIX = "/v1/avatarchatbot"
 
@@ -62,14 +65,6 @@ class Question:
         return {k: v for k, v in body.items() if v is not None}
 
 
-@dataclass(frozen=True)
-class StreamEvent:
-    """One server-sent event from `/v1/avatarchatbot/stream`."""
-
-    event: str
-    data: dict[str, Any] = field(default_factory=dict)
-
-
 def _error_from(response: httpx.Response) -> GatewayError:
     try:
         error = response.json()["error"]
@@ -81,21 +76,30 @@ def _error_from(response: httpx.Response) -> GatewayError:
 
 
 class GatewayClient:
-    """Talks to one gateway; open it with `async with`."""
+    """Talks to one gateway; open it once with `async with` (the UI app's lifespan) and share it."""
 
     def __init__(self, *, base_url: str, timeout_s: float, transport: httpx.AsyncBaseTransport | None = None) -> None:
-        """Point at `base_url` (the gateway root)."""
+        """Point at `base_url` (the gateway root); the connection pool opens in `__aenter__`."""
         root = base_url.rstrip("/")
         self.base_url = root[: -len(_SUFFIX)] if root.endswith(_SUFFIX) else root
-        self._client = httpx.AsyncClient(
-            base_url=self.base_url, timeout=httpx.Timeout(timeout_s, connect=10.0), transport=transport
-        )
+        self._timeout = httpx.Timeout(timeout_s, connect=10.0)
+        self._transport = transport
+        self._opened: httpx.AsyncClient | None = None
+
+    @property
+    def _client(self) -> httpx.AsyncClient:
+        if self._opened is None:
+            raise RuntimeError("GatewayClient used before it was opened (async with)")
+        return self._opened
 
     async def __aenter__(self) -> GatewayClient:
+        self._opened = httpx.AsyncClient(base_url=self.base_url, timeout=self._timeout, transport=self._transport)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self._client.aclose()
+        if self._opened is not None:
+            await self._opened.aclose()
+            self._opened = None
 
     async def avatars(self) -> list[Avatar]:
         """The registered avatars."""
@@ -113,27 +117,21 @@ class GatewayClient:
         a = response.json()
         return Avatar(id=str(a["id"]), name=str(a.get("name") or a["id"]), kind=str(a.get("kind", "image")))
 
-    async def ask(self, question: Question) -> AsyncIterator[StreamEvent]:
-        """Stream the answer's events; an `error` event becomes a GatewayError."""
+    async def ask(self, question: Question) -> AsyncIterator[AnswerEvent]:
+        """Stream the answer's typed events (`comps.core.answer_events`); an `error` event becomes a GatewayError."""
         try:
             async with self._client.stream("POST", "/v1/avatarchatbot/stream", json=question.payload()) as response:
                 if response.status_code >= 400:
                     await response.aread()
                     raise _error_from(response)
-                name = "message"
-                async for line in response.aiter_lines():
-                    if line.startswith("event:"):
-                        name = line[6:].strip()
-                    elif line.startswith("data:"):
-                        data = line[5:].strip()
-                        if data == "[DONE]":
-                            return
-                        parsed = json.loads(data)
-                        if name == "error":
-                            error = parsed.get("error", {})
-                            raise GatewayError(str(error.get("message", data)), kind=error.get("type"))
-                        yield StreamEvent(event=name, data=parsed)
-                        name = "message"
+                async for sse in parse_sse(response.aiter_lines()):
+                    event = decode_event(sse)
+                    if isinstance(event, Error):
+                        raise GatewayError(event.error.message, kind=event.error.type)
+                    if event is not None:  # an event newer than this client: skipped
+                        yield event
+        except (UnreadableEvent, ValidationError) as exc:
+            raise GatewayError(f"the gateway at {self.base_url} sent an unreadable event: {exc}") from exc
         except httpx.HTTPError as exc:
             raise GatewayError(f"the gateway at {self.base_url} cannot be reached: {exc}") from exc
 

@@ -6,7 +6,7 @@ import base64
 import logging
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ import anyio
 import anyio.to_thread
 import gradio as gr
 
+from comps.core.answer_events import AnswerDelta, AnswerEvent, Done, Segment, Transcript
 from ui.client import Avatar, GatewayClient, GatewayError, Question, avatar_preview
 from ui.settings import UiSettings
 from ui.video import join_segments
@@ -32,9 +33,6 @@ def animation_choice(mode: str, fps: float) -> tuple[str | None, float | None]:
     return name, None if name in FIXED_RATE_MODES or not fps else fps
 
 
-ClientFactory = Callable[[], GatewayClient]
-
-
 @dataclass
 class Progress:
     """What the page shows while an answer is being made."""
@@ -44,6 +42,20 @@ class Progress:
     segments: list[Path] = field(default_factory=list)
     status: str = "Asking…"
     timings: dict[str, float] = field(default_factory=dict)
+
+    def apply(self, event: AnswerEvent) -> None:
+        """Take in one event of the answer stream."""
+        if isinstance(event, Transcript):
+            self.transcript = event.text
+            self.status = "Heard the question; thinking…"
+        elif isinstance(event, AnswerDelta):
+            self.answer += event.delta
+            self.status = "Writing the answer…"
+        elif isinstance(event, Segment):
+            self.status = f"Animating: segment {event.index + 1} ready."
+        elif isinstance(event, Done):
+            self.answer = event.answer or self.answer
+            self.timings = dict(event.timings)
 
     def status_markdown(self) -> str:
         """Stage, then the time each stage took once known."""
@@ -58,9 +70,9 @@ def _read_b64(path: str) -> str:
 
 
 class Page:
-    """The page's handlers, bound to a gateway client factory and settings (no globals)."""
+    """The page's handlers, bound to the app's one gateway client and its settings (no globals)."""
 
-    def __init__(self, *, settings: UiSettings, client: ClientFactory, work_dir: Path) -> None:
+    def __init__(self, *, settings: UiSettings, client: GatewayClient, work_dir: Path) -> None:
         """Bind the handlers."""
         self.settings = settings
         self.client = client
@@ -68,16 +80,15 @@ class Page:
 
     async def avatar_gallery(self) -> tuple[list[tuple[str, str]], list[Avatar]]:
         """The gallery items (preview path, caption) and the avatars in the same order."""
-        async with self.client() as client:
-            avatars = await client.avatars()
-            # One previews folder, each file replaced atomically, so reloading the page adds no files.
-            folder = self.work_dir / "previews"
-            await anyio.Path(folder).mkdir(parents=True, exist_ok=True)
-            items = []
-            for avatar in avatars:
-                preview = await avatar_preview(client, avatar, folder / f"{avatar.id}.png")
-                if preview is not None:
-                    items.append((str(preview), avatar.name))
+        avatars = await self.client.avatars()
+        # One previews folder, each file replaced atomically, so reloading the page adds no files.
+        folder = self.work_dir / "previews"
+        await anyio.Path(folder).mkdir(parents=True, exist_ok=True)
+        items = []
+        for avatar in avatars:
+            preview = await avatar_preview(self.client, avatar, folder / f"{avatar.id}.png")
+            if preview is not None:
+                items.append((str(preview), avatar.name))
         return items, avatars
 
     async def ask(
@@ -108,13 +119,12 @@ class Page:
         )
         request_dir = Path(await anyio.to_thread.run_sync(lambda: tempfile.mkdtemp(dir=self.work_dir)))
         try:
-            async with self.client() as client:
-                async for event in client.ask(question):
-                    _apply(progress, event.event, event.data)
-                    if event.event == "segment":
-                        target = request_dir / f"segment-{len(progress.segments):03d}.mp4"
-                        progress.segments.append(await client.download(event.data["video_url"], target))
-                    yield None, progress.transcript, progress.answer, progress.status_markdown(), chat, history
+            async for event in self.client.ask(question):
+                progress.apply(event)
+                if isinstance(event, Segment):
+                    target = request_dir / f"segment-{len(progress.segments):03d}.mp4"
+                    progress.segments.append(await self.client.download(event.video_url, target))
+                yield None, progress.transcript, progress.answer, progress.status_markdown(), chat, history
             video = await anyio.to_thread.run_sync(join_segments, progress.segments, request_dir / "answer.mp4")
             history = [*history, (progress.transcript, progress.answer)]
             progress.status = f"Done: {len(progress.segments)} segment(s)."
@@ -132,27 +142,12 @@ class Page:
         if not file_path:
             return "**Error:** choose an image or a short video first.", gr.update()
         try:
-            async with self.client() as client:
-                avatar = await client.upload_avatar(Path(file_path))
+            avatar = await self.client.upload_avatar(Path(file_path))
         except GatewayError as exc:
             return f"**Error:** {exc.message}", gr.update()
         _, avatars = await self.avatar_gallery()
         choices = [(a.name, a.id) for a in avatars]
         return f"Avatar **{avatar.name}** registered.", gr.update(choices=choices, value=avatar.id)
-
-
-def _apply(progress: Progress, event: str, data: dict[str, Any]) -> None:
-    if event == "transcript":
-        progress.transcript = str(data.get("text", ""))
-        progress.status = "Heard the question; thinking…"
-    elif event == "answer":
-        progress.answer += str(data.get("delta", ""))
-        progress.status = "Writing the answer…"
-    elif event == "segment":
-        progress.status = f"Animating: segment {int(data.get('index', 0)) + 1} ready."
-    elif event == "done":
-        progress.answer = str(data.get("answer") or progress.answer)
-        progress.timings = {k: float(v) for k, v in (data.get("timings") or {}).items()}
 
 
 def _chat(history: list[tuple[str, str]]) -> list[dict[str, str]]:

@@ -10,6 +10,7 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from comps.core.answer_events import AnswerDelta, Done, Transcript, encode_event
 from ui.client import GatewayClient, GatewayError, Question
 
 
@@ -24,13 +25,17 @@ def _gateway(seen: list[dict[str, Any]]) -> FastAPI:
             return JSONResponse({"error": {"message": "text is empty", "type": "invalid_request"}}, 400)
 
         async def events() -> AsyncIterator[str]:
-            yield f"event: transcript\ndata: {json.dumps({'text': body.get('text')})}\n\n"
-            yield f"event: answer\ndata: {json.dumps({'delta': 'Hi'})}\n\n"
+            yield encode_event(Transcript(text=body.get("text")))
+            yield encode_event(AnswerDelta(delta="Hi"))
             if body.get("text") == "break":
                 error = {"error": {"message": "tts stage failed: voice x unknown", "type": "invalid_request"}}
                 yield f"event: error\ndata: {json.dumps(error)}\n\n"
                 return
-            yield f"event: done\ndata: {json.dumps({'answer': 'Hi', 'timings': {'llm': 0.5}})}\n\n"
+            if body.get("text") == "garble":
+                yield "event: answer\ndata: {not json\n\n"
+                return
+            yield "event: from_the_future\ndata: {}\n\n"  # unknown to this client: skipped
+            yield encode_event(Done(transcript=body.get("text"), answer="Hi", segments=0, timings={"llm": 0.5}))
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")
@@ -56,8 +61,11 @@ async def test_stream_events_and_payload(tmp_path: Path) -> None:
     question = Question(text="hello", avatar="astronaut", fps=12, history=(("q1", "a1"),))
     async with _client(_gateway(seen), "http://gw:8888/v1/avatarchatbot") as client:
         events = [e async for e in client.ask(question)]
-        assert [e.event for e in events] == ["transcript", "answer", "done"]
-        assert events[-1].data["timings"] == {"llm": 0.5}
+        assert events == [
+            Transcript(text="hello"),
+            AnswerDelta(delta="Hi"),
+            Done(transcript="hello", answer="Hi", segments=0, timings={"llm": 0.5}),
+        ]
         avatars = await client.avatars()
         assert avatars[0].id == "astronaut" and avatars[0].name == "Astronaut"
         saved = await client.download("/v1/videos/abc", tmp_path / "a.mp4")
@@ -78,6 +86,8 @@ async def test_errors_carry_the_servers_message() -> None:
         assert refused.value.message == "text is empty" and refused.value.status == 400
         with pytest.raises(GatewayError, match="voice x unknown"):
             _ = [e async for e in client.ask(Question(text="break"))]
+        with pytest.raises(GatewayError, match="unreadable event"):
+            _ = [e async for e in client.ask(Question(text="garble"))]
 
 
 @pytest.mark.anyio
