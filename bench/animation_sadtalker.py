@@ -1,6 +1,6 @@
 """SadTalker 256 section of bench/animation.py: per-stage time and frames/s, next to Wav2Lip on the same clip.
 
-SadTalker runs the service's `SadTalkerMode.render_avatar` (the path `inference_mode: "sadtalker"`
+SadTalker runs the service's `SadTalkerMode.render` (the path `inference_mode: "sadtalker"`
 takes) with deterministic weights (the fixtures' fill rule; no checkpoint is downloaded), fp32 on
 the CPU, with timers patched around its stages for the one render: the audio front-end, audio ->
 coefficients (audio2exp + audio2pose + smoothing), the renderer (keypoints, mapping, dense motion,
@@ -28,7 +28,6 @@ from support.sadtalker_weights import filled as fill_rule_state  # type: ignore[
 import comps.animation.sadtalker.pipeline as pipeline_module
 from comps.animation.backends.sadtalker import SadTalkerMode
 from comps.animation.detect import HaarDetector, build_track
-from comps.animation.options import RenderOptions
 from comps.animation.render import Wav2LipRenderer
 from comps.animation.sadtalker.audio import FPS, SAMPLE_RATE, audio_features
 from comps.animation.sadtalker.audio2exp import ExpNet
@@ -42,6 +41,7 @@ from comps.animation.sadtalker.mapping import MappingNet
 from comps.animation.sadtalker.renderer import FaceRenderer
 from comps.animation.settings import AnimationSettings
 from comps.animation.track import FaceTrack, Frame
+from comps.core.contracts import SadTalkerOptions
 
 # Seconds of compute per second of video that users report for upstream SadTalker on GPUs.
 ANCHOR = "12–36 s on GPUs, upstream users"
@@ -132,8 +132,8 @@ def measure_sadtalker(track: FaceTrack, audio: npt.NDArray[np.float32], *, batch
     spent: dict[str, float] = defaultdict(float)
     with stage_timers(spent):
         start = time.perf_counter()
-        result = mode.render_avatar(
-            "astronaut", track, audio, out_path=work / "sadtalker.mp4", workdir=work / "s", options=RenderOptions()
+        result = mode.render(
+            track, audio, out_path=work / "sadtalker.mp4", fps=25.0, workdir=work / "s", options=SadTalkerOptions()
         )
         total = time.perf_counter() - start
     stages = dict(spent)

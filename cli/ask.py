@@ -21,9 +21,9 @@ from fastapi import FastAPI
 
 from comps.core.errors import ServiceError
 from comps.core.settings import load_settings
+from comps.core.upstream import status_error, transport_error
 from gateway.settings import GatewaySettings
 from megaservice.avatarchatbot import STAGES, AvatarChatbot, AvatarParameters, stage_node
-from megaservice.errors import status_error, transport_error
 from megaservice.records import NodeEvent
 
 
