@@ -93,9 +93,3 @@ class MicroService:
     def http_url(self) -> httpx.URL:
         """`url` parsed once (httpx re-parses a string on every request)."""
         return httpx.URL(self.url)
-
-    def with_endpoint(self, endpoint: str, **changes: Any) -> MicroService:
-        """The same service reached at another endpoint (e.g. the streaming variant of a node)."""
-        fields = {name: getattr(self, name) for name in self.__dataclass_fields__}
-        fields.update(endpoint=endpoint, **changes)
-        return MicroService(**fields)
