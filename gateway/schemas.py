@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from comps.core.contracts import SadTalkerOptions
+from comps.core.sampling import MaxTokens, Penalty, RepetitionPenalty, SamplingParameters, Temperature, TopK, TopP
 from megaservice.avatarchatbot import AvatarParameters
 from megaservice.chat import ChatMessage
 
+GATEWAY_MAX_TOKENS_LIMIT = 8192
+"""The gateway's own cap, below the LLM's (GATEWAY_MAX_TOKENS has the same): each token becomes video, and at
+128 tokens ~ 35 s, 8192 is already over half an hour."""
 
-class AvatarChatRequest(BaseModel):
+
+class AvatarChatRequest(SamplingParameters):
     """`POST /v1/avatarchatbot`: OPEA's fields with OPEA's defaults, except `max_tokens` (ours: the setting).
+
+    The sampling fields and their bounds are `SamplingParameters`' (redeclared here only for OPEA's defaults).
 
     Ours, all optional: `text` (a typed question; ASR is skipped), `avatar`, `inference_mode`, `fps`,
     `animation_options` (SadTalker's), `language`, `seed`, and `detailed` (answer with JSON instead of
@@ -26,18 +33,18 @@ class AvatarChatRequest(BaseModel):
     voice: str | None = Field(default="default", description="TTS voice; 'default' is the service's own")
     messages: str | list[dict[str, Any]] | None = Field(default=None, description="earlier turns (role, content)")
     model: str | None = None
-    temperature: float | None = Field(default=0.01, ge=0.0, le=2.0)
-    top_p: float | None = Field(default=0.95, gt=0.0, le=1.0)
-    top_k: int | None = Field(default=10, ge=1)
+    temperature: Temperature | None = 0.01
+    top_p: TopP | None = 0.95
+    top_k: TopK | None = 10
     n: int | None = Field(default=1, ge=1, le=1, description="one answer per request")
-    max_tokens: int | None = Field(default=None, ge=1, le=8192, description="default: GATEWAY_MAX_TOKENS (128)")
-    stop: str | list[str] | None = None
+    max_tokens: Annotated[MaxTokens, Field(le=GATEWAY_MAX_TOKENS_LIMIT)] | None = Field(
+        default=None, description="default: GATEWAY_MAX_TOKENS (128)"
+    )
     stream: bool | None = Field(default=False, description="ignored here; use /v1/avatarchatbot/stream")
-    presence_penalty: float | None = Field(default=0.0, ge=-2.0, le=2.0)
-    frequency_penalty: float | None = Field(default=0.0, ge=-2.0, le=2.0)
-    repetition_penalty: float | None = Field(default=1.03, gt=0.0, le=10.0)
+    presence_penalty: Penalty | None = 0.0
+    frequency_penalty: Penalty | None = 0.0
+    repetition_penalty: RepetitionPenalty | None = 1.03
     user: str | None = None
-    seed: int | None = Field(default=None, ge=0)
     language: str | None = Field(default=None, max_length=16, description="spoken language for ASR")
     avatar: str | None = Field(default=None, max_length=200, description="avatar id (GET /v1/avatars)")
     inference_mode: str | None = Field(default=None, max_length=64)
@@ -77,11 +84,11 @@ class AvatarChatRequest(BaseModel):
         self, *, max_tokens: int, model: str | None, system_prompt: str | None, min_chars: int
     ) -> AvatarParameters:
         """Map every field to its stage, exactly as given (no `or` defaults: 0 stays 0)."""
+        sampling = self.sampling()
+        if sampling.max_tokens is None:
+            sampling = sampling.model_copy(update={"max_tokens": max_tokens})
         return AvatarParameters(
-            max_tokens=self.max_tokens if self.max_tokens is not None else max_tokens,
-            temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
-            frequency_penalty=self.frequency_penalty, presence_penalty=self.presence_penalty,
-            repetition_penalty=self.repetition_penalty, stop=self.stop, seed=self.seed,
+            sampling=sampling,
             model=self.model if self.model is not None else model, system_prompt=system_prompt,
             history=self.history(), language=self.language,
             voice=None if self.voice in (None, "", "default") else self.voice,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -21,6 +21,7 @@ from comps.core.contracts import (
     TtsResponse,
 )
 from comps.core.errors import InvalidRequest, UpstreamError
+from comps.core.sampling import SamplingParameters
 from comps.core.text import SentenceAggregator
 from megaservice.calls import build_client
 from megaservice.chat import ChatMessage, ChatRequest, ChatResponse, decode_chunk
@@ -59,17 +60,12 @@ def stage_node(stage: str, target: tuple[str, int] | ASGIApp, *, timeout_s: floa
 
 @dataclass(frozen=True, kw_only=True)
 class AvatarParameters:
-    """Everything a request sets, mapped as given: temperature 0 stays 0; unset fields use the server default."""
+    """Everything a request sets, mapped as given: temperature 0 stays 0; unset fields use the server default.
 
-    max_tokens: int = DEFAULT_MAX_TOKENS
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
-    frequency_penalty: float | None = None
-    presence_penalty: float | None = None
-    repetition_penalty: float | None = None
-    stop: str | list[str] | None = None
-    seed: int | None = None
+    `sampling` goes to the LLM as it is; the default asks for DEFAULT_MAX_TOKENS and leaves the rest unset.
+    """
+
+    sampling: SamplingParameters = field(default_factory=lambda: SamplingParameters(max_tokens=DEFAULT_MAX_TOKENS))
     model: str | None = None
     system_prompt: str | None = None
     history: tuple[ChatMessage, ...] = ()
@@ -98,10 +94,10 @@ def chat_request(asr: AsrResponse, ctx: ScheduleContext, *, stream: bool = False
     system = [ChatMessage(role="system", content=p.system_prompt)] if p.system_prompt else []
     return ChatRequest(
         messages=[*system, *p.history, ChatMessage(role="user", content=question)],
-        model=p.model, max_tokens=p.max_tokens, temperature=p.temperature, top_p=p.top_p, top_k=p.top_k,
-        frequency_penalty=p.frequency_penalty, presence_penalty=p.presence_penalty,
-        repetition_penalty=p.repetition_penalty, stop=p.stop, seed=p.seed, stream=stream,
-    )  # fmt: skip
+        model=p.model,
+        stream=stream,
+        **p.sampling.model_dump(),
+    )
 
 
 def chat_stream_request(asr: AsrResponse, ctx: ScheduleContext) -> ChatRequest:

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from comps.core.sampling import SamplingParameters
+
 
 class ChatMessage(BaseModel):
     """One message."""
@@ -14,25 +16,17 @@ class ChatMessage(BaseModel):
     content: str
 
 
-class ChatRequest(BaseModel):
+class ChatRequest(SamplingParameters):
     """`POST /v1/chat/completions`; unset fields are left out so the server's defaults apply.
 
-    `top_k` and `repetition_penalty` are the vLLM/TGI extensions our LLM service also accepts.
+    The sampling fields and their bounds are the LLM service's own (`SamplingParameters`); unknown fields
+    are refused here, so a typo fails in the orchestrator rather than being ignored by the server.
     """
 
     model_config = ConfigDict(extra="forbid")
 
     messages: list[ChatMessage] = Field(min_length=1)
     model: str | None = None
-    max_tokens: int | None = Field(default=None, ge=1)
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    top_k: int | None = Field(default=None, ge=1)
-    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
-    presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
-    repetition_penalty: float | None = Field(default=None, gt=0.0)
-    stop: str | list[str] | None = None
-    seed: int | None = Field(default=None, ge=0)
     stream: bool = False
 
 

@@ -28,18 +28,8 @@ def to_generation(body: ChatCompletionRequest, *, system_prompt: str) -> Generat
     messages = [Message(role=_ROLES[m.role], content=m.content) for m in body.messages]
     if system_prompt and not any(m.role == "system" for m in messages):
         messages.insert(0, Message(role="system", content=system_prompt))
-    return GenerationRequest(
-        messages=tuple(messages),
-        max_tokens=body.requested_max_tokens,
-        temperature=body.temperature,
-        top_p=body.top_p,
-        top_k=body.top_k,
-        stop=tuple(body.stop_sequences),
-        seed=body.seed,
-        presence_penalty=body.presence_penalty,
-        frequency_penalty=body.frequency_penalty,
-        repetition_penalty=body.repetition_penalty,
-    )
+    sampling = body.sampling().model_copy(update={"max_tokens": body.requested_max_tokens})
+    return GenerationRequest.of(messages, sampling)
 
 
 def _usage(usage: TokenUsage | None) -> Usage | None:

@@ -16,12 +16,10 @@ from pydantic import (
     model_serializer,
 )
 
+from comps.core.sampling import MaxTokens, SamplingParameters
+
 Role = Literal["system", "developer", "user", "assistant"]
 FinishReason = Literal["stop", "length"]
-
-# Above the largest common context window (128 Ki tokens); anything beyond is a client mistake.
-MAX_TOKENS_LIMIT = 131_072
-MAX_STOP_SEQUENCES = 16
 
 
 def _join_text_parts(value: object) -> object:
@@ -63,11 +61,10 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
-class ChatCompletionRequest(BaseModel):
+class ChatCompletionRequest(SamplingParameters):
     """`POST /v1/chat/completions`: OpenAI's fields plus `top_k` and `repetition_penalty` (vLLM/TGI extensions).
 
-    Unset sampling fields take the backend's defaults (OpenAI's: temperature 1, top_p 1).
-    `temperature=0` means greedy decoding, exactly.
+    The sampling fields and their bounds are `SamplingParameters`'; unset ones take the backend's defaults.
     """
 
     # Unknown fields are ignored, as OpenAI-compatible servers do, so OPEA clients keep working.
@@ -75,39 +72,11 @@ class ChatCompletionRequest(BaseModel):
 
     messages: list[ChatMessage] = Field(min_length=1)
     model: str | None = None
-    max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
-    max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    top_k: int | None = Field(default=None, ge=1, description="extension: sample among the k most likely tokens")
-    stop: str | list[str] | None = None
-    seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
-    presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
-    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
-    repetition_penalty: float | None = Field(
-        default=None, gt=0.0, le=10.0, description="extension: multiplicative penalty (1 = none), as in vLLM/TGI"
-    )
+    max_completion_tokens: MaxTokens | None = None
     n: int = Field(default=1, ge=1, le=1, description="only one choice per request is served")
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = None
-
-    @field_validator("stop")
-    @classmethod
-    def _check_stop(cls, value: str | list[str] | None) -> str | list[str] | None:
-        sequences = [value] if isinstance(value, str) else (value or [])
-        if len(sequences) > MAX_STOP_SEQUENCES:
-            raise ValueError(f"at most {MAX_STOP_SEQUENCES} stop sequences")
-        if any(not s for s in sequences):
-            raise ValueError("stop sequences must not be empty")
-        return value
-
-    @property
-    def stop_sequences(self) -> list[str]:
-        """`stop` as a list."""
-        if self.stop is None:
-            return []
-        return [self.stop] if isinstance(self.stop, str) else list(self.stop)
 
     @property
     def requested_max_tokens(self) -> int | None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from pydantic import ValidationError
 
 from comps.core.contracts import AsrResponse, SadTalkerOptions, TtsResponse
 from comps.core.errors import InvalidRequest, UpstreamError
+from comps.core.sampling import SamplingParameters
 from megaservice.avatarchatbot import (
     DEFAULT_MAX_TOKENS,
     AvatarChatbot,
@@ -30,12 +32,13 @@ def test_chat_request_keeps_every_value_as_given() -> None:
     history = (ChatMessage(role="user", content="hi"), ChatMessage(role="assistant", content="hello"))
     request = chat_request(
         AsrResponse(asr_result=" What time is it? "),
-        ctx(temperature=0.0, top_p=0.9, top_k=5, repetition_penalty=1.3, presence_penalty=0.2,
-            frequency_penalty=0.1, system_prompt="Be brief.", history=history, model="m", seed=3),
+        ctx(sampling=SamplingParameters(max_tokens=64, temperature=0.0, top_p=0.9, top_k=5, repetition_penalty=1.3,
+                                        presence_penalty=0.2, frequency_penalty=0.1, seed=3, stop=["\n"]),
+            system_prompt="Be brief.", history=history, model="m"),
     )  # fmt: skip
     body = request.model_dump(exclude_none=True)
     assert body["temperature"] == 0.0 and body["repetition_penalty"] == 1.3 and body["presence_penalty"] == 0.2
-    assert body["max_tokens"] == DEFAULT_MAX_TOKENS == 128
+    assert body["max_tokens"] == 64 and body["stop"] == ["\n"]
     assert (body["top_p"], body["top_k"], body["frequency_penalty"], body["model"], body["seed"]) == (
         0.9,
         5,
@@ -51,6 +54,16 @@ def test_chat_request_keeps_every_value_as_given() -> None:
 def test_unset_parameters_are_left_to_the_server() -> None:
     body = chat_request(AsrResponse(asr_result="hi"), ctx()).model_dump(exclude_none=True)
     assert set(body) == {"messages", "max_tokens", "stream"}
+    assert body["max_tokens"] == DEFAULT_MAX_TOKENS == 128
+    own = chat_request(AsrResponse(asr_result="hi"), ctx(sampling=SamplingParameters(temperature=0.5)))
+    assert set(own.model_dump(exclude_none=True)) == {"messages", "temperature", "stream"}
+
+
+def test_chat_request_refuses_what_the_llm_would_refuse() -> None:
+    # The client side of the contract has the LLM service's bounds (both come from SamplingParameters).
+    too_many = SamplingParameters.model_construct(repetition_penalty=11.0)
+    with pytest.raises(ValidationError, match="repetition_penalty"):
+        chat_request(AsrResponse(asr_result="hi"), ctx(sampling=too_many))
 
 
 def test_silence_is_a_no_speech_400() -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
+
+from comps.core.sampling import SamplingParameters
 
 FinishReason = Literal["stop", "length"]
 MessageRole = Literal["system", "user", "assistant"]
@@ -21,6 +23,9 @@ class Message:
 @dataclass(frozen=True)
 class GenerationRequest:
     """What to generate. `None` sampling fields mean the model's own defaults.
+
+    The sampling fields are `SamplingParameters`' under the same names (bounds checked there); `of` and
+    `sampling_fields` are the one mapping each way.
 
     Attributes:
         messages: the conversation, persona already applied.
@@ -45,6 +50,19 @@ class GenerationRequest:
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
     repetition_penalty: float | None = None
+
+    @classmethod
+    def of(cls, messages: Iterable[Message], sampling: SamplingParameters) -> GenerationRequest:
+        """The backend request for `messages`, sampled as `sampling` says."""
+        values: dict[str, Any] = {name: getattr(sampling, name) for name in SamplingParameters.model_fields}
+        values["stop"] = tuple(sampling.stop_sequences)
+        return cls(messages=tuple(messages), **values)
+
+    def sampling_fields(self) -> dict[str, Any]:
+        """The sampling fields that are set, JSON-ready under their OpenAI names (`stop` as a list)."""
+        values: dict[str, Any] = {name: getattr(self, name) for name in SamplingParameters.model_fields}
+        values["stop"] = list(self.stop) or None
+        return {name: value for name, value in values.items() if value is not None}
 
 
 @dataclass(frozen=True)

@@ -58,18 +58,7 @@ class OpenAIBackend:
             "messages": [{"role": m.role, "content": m.content} for m in request.messages],
             "stream": stream,
         }
-        optional: dict[str, Any] = {
-            "max_tokens": request.max_tokens,
-            "temperature": request.temperature,
-            "top_p": request.top_p,
-            "top_k": request.top_k,
-            "seed": request.seed,
-            "presence_penalty": request.presence_penalty,
-            "frequency_penalty": request.frequency_penalty,
-            "repetition_penalty": request.repetition_penalty,
-            "stop": list(request.stop) or None,
-        }
-        body.update({key: value for key, value in optional.items() if value is not None})
+        body.update(request.sampling_fields())
         if stream:
             body["stream_options"] = {"include_usage": True}
         return body

@@ -210,6 +210,9 @@ BAD_REQUESTS = [
     ({"messages": HELLO, "top_k": 0}, "top_k"),
     ({"messages": HELLO, "presence_penalty": 3}, "presence_penalty"),
     ({"messages": HELLO, "repetition_penalty": 0}, "repetition_penalty"),
+    ({"messages": HELLO, "repetition_penalty": 11}, "repetition_penalty"),
+    ({"messages": HELLO, "seed": 2**63}, "seed"),
+    ({"messages": HELLO, "max_completion_tokens": 0}, "max_completion_tokens"),
     ({"messages": HELLO, "stop": [""]}, "stop"),
     ({"messages": HELLO, "n": 2}, "n"),
 ]
