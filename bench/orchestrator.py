@@ -145,13 +145,14 @@ def start_services(delay: float) -> tuple[subprocess.Popen[bytes], int]:
 
 async def ours(fast: int, slow: int, requests: int) -> dict[str, float]:
     sys.path.insert(0, str(REPO))
-    from megaservice.avatarchatbot import STAGES, AvatarChatbot, AvatarParameters, stage_node
+    from comps.core.sampling import SamplingParameters
+    from megaservice.avatarchatbot import DEFAULT_MAX_TOKENS, STAGES, AvatarChatbot, AvatarParameters, stage_node
 
     def build(port: int) -> AvatarChatbot:
         nodes = {s: stage_node(s, ("127.0.0.1", port), timeout_s=30, retries=0) for s in STAGES}
         return AvatarChatbot(nodes)
 
-    params = AvatarParameters(temperature=0.0)
+    params = AvatarParameters(sampling=SamplingParameters(max_tokens=DEFAULT_MAX_TOKENS, temperature=0.0))
 
     async def once(chatbot: AvatarChatbot) -> float:
         start = time.perf_counter()

@@ -20,6 +20,7 @@ import httpx
 from fastapi import FastAPI
 
 from comps.core.errors import ServiceError
+from comps.core.sampling import SamplingParameters
 from comps.core.settings import load_settings
 from comps.core.upstream import status_error, transport_error
 from gateway.settings import GatewaySettings
@@ -135,7 +136,8 @@ async def ask_in_process(
         avatar = None
         if image is not None:
             avatar = await _upload_avatar(chatbot.client, animation_url, image, "animation")
-        params = AvatarParameters(max_tokens=settings.max_tokens, avatar=avatar, system_prompt=settings.system_prompt)
+        sampling = SamplingParameters(max_tokens=settings.max_tokens)
+        params = AvatarParameters(sampling=sampling, avatar=avatar, system_prompt=settings.system_prompt)
         answer = await chatbot.answer(audio=audio, text=text, params=params, observer=Progress())
         await _download(chatbot.client, f"{animation_url}/v1/videos/{answer.video.id}", args.output, "animation")
 

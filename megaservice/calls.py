@@ -10,6 +10,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from comps.core.errors import InvalidRequest, ServiceError
+from comps.core.request_id import outgoing_hooks
 from comps.core.sse import UnreadableEvent, parse_sse
 from comps.core.upstream import contract_error, deadline_error, in_band_error, status_error, transport_error
 from megaservice.asgi import StreamingASGITransport
@@ -33,6 +34,7 @@ def build_client(
         mounts=mounts,
         timeout=httpx.Timeout(None, connect=connect_timeout_s),
         trust_env=False,
+        event_hooks=outgoing_hooks(),
     )
 
 

@@ -13,6 +13,7 @@ import httpx
 from pydantic import ValidationError
 
 from comps.core.answer_events import AnswerEvent, Error, decode_event
+from comps.core.request_id import outgoing_hooks
 from comps.core.sse import UnreadableEvent, parse_sse
 
 _SUFFIX = "/v1/avatarchatbot"
@@ -93,7 +94,9 @@ class GatewayClient:
         return self._opened
 
     async def __aenter__(self) -> GatewayClient:
-        self._opened = httpx.AsyncClient(base_url=self.base_url, timeout=self._timeout, transport=self._transport)
+        self._opened = httpx.AsyncClient(
+            base_url=self.base_url, timeout=self._timeout, transport=self._transport, event_hooks=outgoing_hooks()
+        )
         return self
 
     async def __aexit__(self, *exc: object) -> None:

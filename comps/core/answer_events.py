@@ -64,6 +64,7 @@ class ErrorDetail(BaseModel):
     type: str
     code: str | None = None
     param: str | None = None
+    request_id: str | None = Field(default=None, description="the request's id in every service's logs")
 
 
 class Error(_Event):

@@ -78,8 +78,9 @@ def create_service_app(
     app.state.readiness = Readiness()
     app.state.statistics = Statistics(service=name)
     install_error_handlers(app)
-    app.middleware("http")(observe_requests(app.state.statistics))
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # Added last, so outermost: every answer, a refused body's 413 included, carries the request id.
+    app.middleware("http")(observe_requests(app.state.statistics))
 
     @app.get("/health", tags=["ops"])
     async def health() -> dict[str, str]:

@@ -11,6 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from comps.core.request_id import current_request_id
+
 
 class ErrorCategory(StrEnum):
     """What went wrong, from the caller's point of view."""
@@ -75,13 +77,17 @@ class ServiceError(Exception):
         return self.category in _RETRYABLE
 
     def to_body(self) -> dict[str, Any]:
-        """The error envelope `{"error": {"message", "type", "code", "param"}}`."""
+        """The error envelope `{"error": {"message", "type", "code", "param", "request_id"}}`.
+
+        `request_id` is the id of the request being served (None outside one), to find its log lines.
+        """
         return {
             "error": {
                 "message": self.message,
                 "type": self.category.value,
                 "code": self.code,
                 "param": self.param,
+                "request_id": current_request_id(),
             }
         }
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import math
 import time
-import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -16,8 +14,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match
 
-request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
-REQUEST_ID_HEADER = "X-Request-ID"
+from comps.core.errors import InternalError, error_response
+from comps.core.request_id import REQUEST_ID_HEADER, new_request_id, request_id_var
 
 logger = logging.getLogger(__name__)
 
@@ -125,23 +123,29 @@ _UNTRACKED = {"/health", "/ready", "/metrics", "/v1/health_check", "/v1/statisti
 def observe_requests(
     stats: Statistics,
 ) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
-    """HTTP middleware: request id in and out, an access log line, statistics for real endpoints."""
+    """HTTP middleware: request id in and out, an access log line, statistics for real endpoints.
+
+    It is the outermost of ours, so every answer carries the id, an unexpected failure's 500 included
+    (answered here, inside the request's context, rather than by Starlette's outer error middleware).
+    """
 
     async def middleware(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        rid = request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex[:16]
+        rid = request.headers.get(REQUEST_ID_HEADER) or new_request_id()
         token = request_id_var.set(rid)
         start = time.perf_counter()
         try:
-            response = await call_next(request)
+            try:
+                response = await call_next(request)
+            except Exception as exc:
+                logger.exception("unhandled error", exc_info=exc)
+                response = error_response(InternalError(f"internal error: {type(exc).__name__}"))
+            elapsed = time.perf_counter() - start
+            path = _route_template(request)
+            if path not in _UNTRACKED:
+                stats.record(request.method, path, response.status_code, elapsed)
+                logger.info("%s %s -> %d in %.3fs", request.method, request.url.path, response.status_code, elapsed)
         finally:
             request_id_var.reset(token)
-        elapsed = time.perf_counter() - start
-        path = _route_template(request)
-        if path not in _UNTRACKED:
-            stats.record(request.method, path, response.status_code, elapsed)
-            logger.info(
-                "%s %s -> %d in %.3fs [%s]", request.method, request.url.path, response.status_code, elapsed, rid
-            )
         response.headers[REQUEST_ID_HEADER] = rid
         return response
 

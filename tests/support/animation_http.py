@@ -53,10 +53,23 @@ def check_video(path: Path, *, fps: float, seconds: float, frames: int) -> None:
     assert abs(float(info["format"]["duration"]) - seconds) <= 1 / fps
 
 
+def check_speech_video(path: Path, *, seconds: float) -> None:
+    """A playable mp4 of speech: H.264 video and AAC audio, the video and the file lasting `seconds`, within a frame."""
+    info = ffprobe(path)
+    assert "mp4" in info["format"]["format_name"].split(","), info["format"]
+    video = next(s for s in info["streams"] if s["codec_type"] == "video")
+    audio = next(s for s in info["streams"] if s["codec_type"] == "audio")
+    assert (video["codec_name"], audio["codec_name"]) == ("h264", "aac")
+    num, den = (int(v) for v in video["r_frame_rate"].split("/"))
+    assert int(video["nb_read_frames"]) > 0
+    assert abs(float(video["duration"]) - seconds) <= den / num, (video["duration"], seconds)
+    assert abs(float(info["format"]["duration"]) - seconds) <= den / num, (info["format"]["duration"], seconds)
+
+
 def envelope(response: httpx.Response, status: int, code: str | None = None) -> dict:
     assert response.status_code == status, response.text
     error = response.json()["error"]
-    assert set(error) == {"message", "type", "code", "param"} and error["message"]
+    assert set(error) == {"message", "type", "code", "param", "request_id"} and error["message"]
     if code is not None:
         assert error["code"] == code, error
     return error

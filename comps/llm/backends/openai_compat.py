@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from comps.core.limits import Admission
+from comps.core.request_id import outgoing_hooks
 from comps.core.sse import UnreadableEvent, parse_sse
 from comps.core.upstream import contract_error, in_band_error, status_error, transport_error
 from comps.llm.backends.base import FinishReason, Generation, GenerationRequest, StreamPiece, TokenUsage
@@ -127,7 +128,7 @@ async def open_openai_backend(settings: LlmSettings) -> AsyncIterator[OpenAIBack
     """The shared httpx client for the service's lifespan, and the backend using it."""
     headers = {"Authorization": f"Bearer {settings.api_key.get_secret_value()}"} if settings.api_key else {}
     timeout = httpx.Timeout(settings.read_timeout_s, connect=settings.connect_timeout_s)
-    async with httpx.AsyncClient(timeout=timeout, headers=headers) as client:
+    async with httpx.AsyncClient(timeout=timeout, headers=headers, event_hooks=outgoing_hooks()) as client:
         yield OpenAIBackend(
             client=client,
             base_url=settings.api_base,

@@ -44,7 +44,7 @@ def b64(data: bytes) -> str:
 def assert_error(response: httpx.Response, status: int, *, param: str | None = None, code: str | None = None) -> None:
     assert response.status_code == status, response.text
     error = response.json()["error"]
-    assert set(error) == {"message", "type", "code", "param"}
+    assert set(error) == {"message", "type", "code", "param", "request_id"}
     assert error["message"]
     if param is not None:
         assert error["param"] == param

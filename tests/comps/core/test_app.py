@@ -36,6 +36,10 @@ def _app(*, loaded: bool, max_body: int = 4096) -> FastAPI:
     async def item(item_id: str) -> dict[str, str]:
         return {"id": item_id}
 
+    @app.get("/v1/crash")
+    async def crash() -> None:
+        raise RuntimeError("a bug")
+
     return app
 
 
@@ -110,3 +114,21 @@ async def test_request_id_round_trips() -> None:
         response = await client.get("/health", headers={"X-Request-ID": "abc123"})
         assert response.headers["x-request-id"] == "abc123"
         assert len((await client.get("/health")).headers["x-request-id"]) == 16
+
+
+@pytest.mark.anyio
+async def test_every_error_envelope_carries_the_request_id() -> None:
+    app = _app(loaded=True, max_body=1024)
+    headers = {"X-Request-ID": "trace-1"}
+    async with app.router.lifespan_context(app), await _client(app) as client:
+        answers = [
+            await client.post("/v1/echo", json={"wrong": 1}, headers=headers),  # 400 (validation)
+            await client.get("/v1/nothing-here", headers=headers),  # 404 (router)
+            await client.post("/v1/echo", content=b"x" * 2000, headers=headers),  # 413 (body limit)
+            await client.get("/v1/crash", headers=headers),  # 500 (a bug)
+        ]
+    assert [a.status_code for a in answers] == [400, 404, 413, 500]
+    for answer in answers:
+        assert answer.json()["error"]["request_id"] == "trace-1"
+        assert answer.headers["x-request-id"] == "trace-1"
+    assert answers[-1].json()["error"]["message"] == "internal error: RuntimeError"

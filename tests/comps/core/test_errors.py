@@ -30,7 +30,13 @@ def test_categories_map_to_status_and_retryable() -> None:
 def test_envelope_shape() -> None:
     body = InvalidRequest("bad voice", code="unknown_voice", param="voice").to_body()
     assert body == {
-        "error": {"message": "bad voice", "type": "invalid_request", "code": "unknown_voice", "param": "voice"}
+        "error": {
+            "message": "bad voice",
+            "type": "invalid_request",
+            "code": "unknown_voice",
+            "param": "voice",
+            "request_id": None,  # outside a request
+        }
     }
 
 

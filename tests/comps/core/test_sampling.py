@@ -52,11 +52,17 @@ def test_out_of_range_is_refused_naming_the_field_everywhere(model: type[BaseMod
     assert caught.value.errors()[0]["loc"][0] == name
 
 
-@pytest.mark.parametrize("model", list(CARRIERS), ids=lambda model: model.__name__)
-@pytest.mark.parametrize(("name", "value"), AT_THE_EDGE)
+# The gateway caps max_tokens lower (the test after this one): its upper edge is its own.
+EDGE_CASES = [
+    (model, name, value)
+    for model in CARRIERS
+    for name, value in AT_THE_EDGE
+    if not (model is AvatarChatRequest and name == "max_tokens" and value > GATEWAY_MAX_TOKENS_LIMIT)
+]
+
+
+@pytest.mark.parametrize(("model", "name", "value"), EDGE_CASES)
 def test_the_edges_are_accepted_everywhere(model: type[BaseModel], name: str, value: Any) -> None:
-    if model is AvatarChatRequest and name == "max_tokens" and value > GATEWAY_MAX_TOKENS_LIMIT:
-        pytest.skip("the gateway caps max_tokens lower (test below)")
     assert getattr(model.model_validate({**CARRIERS[model], name: value}), name) == value
 
 
