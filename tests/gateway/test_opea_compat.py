@@ -12,7 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
+from support.animation_http import check_speech_video
 from support.models import speak_wav, word_error_rate
+
+from comps.core.audio import decode_audio
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +39,7 @@ def opea_python() -> Path:
 
 
 def test_opea_megaservice_runs_end_to_end_against_our_services(
-    opea_python: Path, real_services: dict[str, Any]
+    opea_python: Path, real_services: dict[str, Any], tmp_path: Path
 ) -> None:
     config = {stage: server.port for stage, server in real_services.items()}
     config.update(audio_b64=base64.b64encode(speak_wav(QUESTION)).decode(), max_tokens=8)
@@ -51,8 +54,13 @@ def test_opea_megaservice_runs_end_to_end_against_our_services(
     assert answer["leaf"].startswith("animation")
     assert word_error_rate(QUESTION, results["asr"]["asr_result"]) <= 0.25
     assert results["llm"]["choices"][0]["message"]["content"].strip()
-    assert base64.b64decode(results["tts"]["tts_result"])[:4] == b"RIFF"
+    wav = base64.b64decode(results["tts"]["tts_result"])
+    assert wav[:4] == b"RIFF"
     video = results["animation"]
     assert video["video_path"].endswith(".mp4")
     fetched = httpx.get(f"{real_services['animation'].url}/v1/videos/{video['id']}", timeout=60, trust_env=False)
-    assert fetched.status_code == 200 and fetched.content[4:8] == b"ftyp"
+    assert fetched.status_code == 200 and fetched.headers["content-type"] == "video/mp4"
+    assert fetched.content == Path(video["video_path"]).read_bytes()  # the id serves the file the answer names
+    mp4 = tmp_path / "answer.mp4"
+    mp4.write_bytes(fetched.content)
+    check_speech_video(mp4, seconds=decode_audio(wav, sample_rate=16_000).size / 16_000)  # the TTS answer's length

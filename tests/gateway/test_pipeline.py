@@ -5,26 +5,33 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import numpy as np
 import pytest
+from support.animation_http import check_speech_video
 from support.models import speak_wav, word_error_rate
 
 from comps.core.audio import decode_audio
 from comps.core.contracts import AsrRequest
+from comps.core.sampling import SamplingParameters
+from comps.core.sse import parse_sse
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
+from megaservice.asgi import StreamingASGITransport
 from megaservice.avatarchatbot import STAGES, AvatarChatbot, AvatarParameters, stage_node
+from megaservice.transport import AiohttpTransport
 
 pytestmark = pytest.mark.slow
 
 QUESTION = "What is the weather like today?"
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 # A few tokens keep the answer, and so the video to render, short.
-PARAMS = AvatarParameters(max_tokens=8, temperature=0.0)
+PARAMS = AvatarParameters(sampling=SamplingParameters(max_tokens=8, temperature=0.0))
 
 
 def chatbot(real_services: dict[str, Any]) -> AvatarChatbot:
@@ -80,7 +87,9 @@ async def test_spoken_question_becomes_an_mp4_whose_audio_track_is_the_tts_answe
 
 
 @pytest.mark.anyio
-async def test_gateway_answers_as_opea_and_detailed_with_the_real_services(real_services: dict[str, Any]) -> None:
+async def test_gateway_answers_as_opea_and_detailed_with_the_real_services(
+    real_services: dict[str, Any], tmp_path: Path
+) -> None:
     bot = chatbot(real_services)
     app = create_app(GatewaySettings(max_tokens=8), orchestrator=bot)
     audio = base64.b64encode(speak_wav(QUESTION)).decode()
@@ -88,34 +97,103 @@ async def test_gateway_answers_as_opea_and_detailed_with_the_real_services(real_
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gw", timeout=None) as client:
             opea = await client.post("/v1/avatarchatbot", json={"audio": audio, "max_tokens": 8, "voice": "default"})
+            assert opea.status_code == 200, opea.text
+            opea_path = Path(opea.json())  # OPEA's answer: the animation service's path, `<store>/<id>.mp4`
+            served = await client.get(f"/v1/videos/{opea_path.stem}")
             detailed = await client.post("/v1/avatarchatbot", json={"text": "Hello there!", "detailed": True})
             body = detailed.json()
             video = await client.get(body["video_url"], headers={"Range": "bytes=0-99"})
     await bot.aclose()
-    assert opea.status_code == 200, opea.text
-    assert isinstance(opea.json(), str) and "mp4" in opea.text
+    assert opea_path.suffix == ".mp4"
+    assert served.status_code == 200 and served.headers["content-type"] == "video/mp4"
+    assert served.content == opea_path.read_bytes()  # the gateway serves the very file OPEA's answer names
+    mp4 = tmp_path / "opea.mp4"
+    mp4.write_bytes(served.content)
+    spoken = decode_audio(served.content, sample_rate=16_000)
+    check_speech_video(mp4, seconds=spoken.size / 16_000)  # as long as the speech it carries
     assert detailed.status_code == 200, body
     assert body["transcript"] == "Hello there!" and body["answer"].strip()
     assert set(body["timings"]) == {"llm", "tts", "animation", "total"}
     assert video.status_code == 206 and len(video.content) == 100
 
 
+class HeldLlmTail(httpx.AsyncBaseTransport):
+    """Passes every call through, but holds back the LLM stream's last text delta (and what follows) until `release`.
+
+    While it is held the LLM has demonstrably not finished, so a segment that reaches the client then was made
+    from a sentence before the answer was complete: an ordering fact, not a race between a fast tiny LLM and
+    a slow render. Were segments made only after the LLM's end, the stream would stall until the LLM node's
+    timeout and fail.
+    """
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, *, release: anyio.Event) -> None:
+        self.inner = inner
+        self.release = release
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.url.path != "/v1/chat/completions":
+            return response
+        return httpx.Response(
+            response.status_code, headers=response.headers, stream=_HeldTail(response, self.release), request=request
+        )
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class _HeldTail(httpx.AsyncByteStream):
+    def __init__(self, upstream: httpx.Response, release: anyio.Event) -> None:
+        self.upstream = upstream
+        self.release = release
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        # The tiny LLM writes its few tokens at once, so the whole body is read first, then split in two.
+        events = b"".join([chunk async for chunk in self.upstream.aiter_raw()]).split(b"\n\n")
+        last = max(i for i, event in enumerate(events) if _delta_text(event))
+        yield b"".join(event + b"\n\n" for event in events[:last])
+        await self.release.wait()
+        yield b"\n\n".join(events[last:])
+
+    async def aclose(self) -> None:
+        await self.upstream.aclose()
+
+
+def _delta_text(event: bytes) -> str:
+    if not event.startswith(b"data: {"):
+        return ""
+    return str(json.loads(event[6:])["choices"][0]["delta"].get("content") or "")
+
+
 @pytest.mark.anyio
-async def test_streamed_answer_gives_ordered_playable_segments(real_services: dict[str, Any]) -> None:
-    bot = chatbot(real_services)
-    app = create_app(GatewaySettings(max_tokens=12), orchestrator=bot)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw", timeout=None) as client:
-            response = await client.post(
-                "/v1/avatarchatbot/stream", json={"text": "Tell me a story.", "temperature": 0}
-            )
-            events = [block for block in response.text.strip().split("\n\n")]
-            segments = [json.loads(b.split("data: ", 1)[1]) for b in events if b.startswith("event: segment")]
-            videos = [await client.get(s["video_url"]) for s in segments]
-    await bot.aclose()
-    assert events[0].startswith("event: transcript") and events[-2].startswith("event: done"), events[-3:]
-    assert segments and [s["index"] for s in segments] == list(range(len(segments)))
+async def test_streamed_answer_gives_ordered_playable_segments_while_the_llm_is_still_writing(
+    real_services: dict[str, Any],
+) -> None:
+    release = anyio.Event()
+    nodes = {s: stage_node(s, ("127.0.0.1", real_services[s].port), timeout_s=300, retries=0) for s in STAGES}
+    transport = HeldLlmTail(AiohttpTransport(connect_timeout_s=5, max_connections=16), release=release)
+    async with httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(None, connect=5), trust_env=False) as hops:
+        bot = AvatarChatbot(nodes, client=hops)
+        # 12 tokens of the tiny model: a first sentence ends at the 11th, one more token follows it.
+        app = create_app(GatewaySettings(max_tokens=12), orchestrator=bot)
+        events: list[tuple[str | None, Any]] = []
+        async with app.router.lifespan_context(app):
+            gateway = StreamingASGITransport(app)  # httpx's ASGITransport would hand over the body only at its end
+            async with httpx.AsyncClient(transport=gateway, base_url="http://gw", timeout=None) as client:
+                body = {"text": "Tell me a story.", "temperature": 0}
+                async with client.stream("POST", "/v1/avatarchatbot/stream", json=body) as response:
+                    assert response.status_code == 200
+                    async for event in parse_sse(response.aiter_lines()):
+                        events.append((event.event, event.data))
+                        if event.event == "segment":
+                            release.set()
+                segments = [data for name, data in events if name == "segment"]
+                videos = [await client.get(s["video_url"]) for s in segments]
+    names = [name for name, _ in events]
+    assert names[0] == "transcript" and names[-1] == "done", names
+    assert names.index("segment") < len(names) - 1 - names[::-1].index("answer"), names  # before the last delta
+    assert events[-1][1]["answer"] == "".join(data["delta"] for name, data in events if name == "answer")
+    assert len(segments) >= 2 and [s["index"] for s in segments] == list(range(len(segments)))
     assert all(v.status_code == 200 and v.content[4:8] == b"ftyp" for v in videos)
 
 
