@@ -178,6 +178,24 @@ class Wav2LipRenderer:
             faces = np.stack([self._crop(track, track.index(i), crops) for i in numbers])
             emit(_Generated(start=start, mouths=self.generate(mel[numbers.start : numbers.stop], faces)))
 
+    def render_batch(
+        self,
+        track: FaceTrack,
+        start: int,
+        mel: npt.NDArray[np.float32],
+        *,
+        enhance: bool,
+        crops: dict[int, npt.NDArray[np.uint8]],
+    ) -> list[Frame]:
+        """Output frames `start .. start + len(mel)` from their (n, 1, 80, 16) mel windows, in one network call.
+
+        The same crop, network and paste-back as a whole-clip render, so the frames are the same.
+        `crops` caches the avatar's face crops across calls (the caller keeps it per avatar).
+        """
+        numbers = range(start, start + mel.shape[0])
+        faces = np.stack([self._crop(track, track.index(i), crops) for i in numbers])
+        return self._compose(track, _Generated(start=start, mouths=self.generate(mel, faces)), enhance)
+
     def generate(self, mel: npt.NDArray[np.float32], faces: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
         """Run the network on up to `batch_size` frames, padding the batch to exactly `batch_size`.
 

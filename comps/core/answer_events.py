@@ -7,7 +7,7 @@ error envelope; the stream then closes.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -75,7 +75,6 @@ class Error(_Event):
 
 
 AnswerEvent = Transcript | AnswerDelta | Segment | Done | Error
-EventName = Literal["transcript", "answer", "segment", "done", "error"]
 
 _BY_NAME: dict[str, type[AnswerEvent]] = {cls.name: cls for cls in (Transcript, AnswerDelta, Segment, Done, Error)}
 

@@ -88,7 +88,11 @@ def melspectrogram(wav: npt.NDArray[np.floating]) -> FloatArray:
     if samples.ndim != 1 or samples.size <= N_FFT // 2:
         raise ValueError(f"need mono audio of more than {N_FFT // 2} samples, got shape {samples.shape}")
     emphasized = lfilter([1.0, -PREEMPHASIS], [1.0], samples)
-    mel = mel_basis() @ _stft_magnitude(emphasized)
+    return _normalised(mel_basis() @ _stft_magnitude(emphasized))
+
+
+def _normalised(mel: npt.NDArray[np.float64]) -> FloatArray:
+    """Mel magnitudes -> dB - 20 -> [-4, 4], float32."""
     db = 20.0 * np.log10(np.maximum(1e-5, mel)) - REF_LEVEL_DB
     normalised = 2 * MAX_ABS * (db - MIN_LEVEL_DB) / -MIN_LEVEL_DB - MAX_ABS
     return np.clip(normalised, -MAX_ABS, MAX_ABS).astype(np.float32)
@@ -126,3 +130,76 @@ def mel_windows(wav: npt.NDArray[np.floating], fps: float) -> FloatArray:
     starts = window_starts(n_frames, mel.shape[1], fps)
     index = starts[:, None] + np.arange(WINDOW)[None, :]  # (n_frames, 16)
     return np.ascontiguousarray(mel[:, index].transpose(1, 0, 2)[:, None])
+
+
+class MelStream:
+    """The mel spectrogram of speech that arrives in pieces, column by column as each becomes final.
+
+    Column `j` is centred on sample `j * HOP`; its STFT window ends `N_FFT / 2` samples later, so it is
+    final (equal to the whole clip's column) once that much audio exists. `finish()` adds the last
+    columns, whose windows take the clip's end reflect padding, exactly as `melspectrogram` does.
+    """
+
+    def __init__(self) -> None:
+        """Start empty."""
+        self._samples = np.zeros(0, dtype=np.float64)
+        self._emphasized = np.zeros(0, dtype=np.float64)
+        self._columns: list[FloatArray] = []
+        self.finished = False
+
+    @property
+    def samples(self) -> int:
+        """Audio samples pushed so far."""
+        return int(self._samples.size)
+
+    @property
+    def columns(self) -> int:
+        """Final mel columns so far."""
+        return sum(block.shape[1] for block in self._columns)
+
+    def push(self, samples: npt.NDArray[np.floating]) -> None:
+        """Add the next samples (16 kHz mono, float in [-1, 1]) and compute every column they complete."""
+        if self.finished:
+            raise ValueError("push after finish")
+        chunk = np.asarray(samples, dtype=np.float64).ravel()
+        if not chunk.size:
+            return
+        previous = self._samples[-1:] if self._samples.size else None
+        self._samples = np.concatenate([self._samples, chunk])
+        emphasized = chunk.copy()
+        emphasized[1 if previous is None else 0 :] -= PREEMPHASIS * (
+            chunk[:-1] if previous is None else np.concatenate([previous, chunk[:-1]])
+        )
+        self._emphasized = np.concatenate([self._emphasized, emphasized])
+        # Column j needs samples up to j*HOP + N_FFT/2; the left reflect padding needs N_FFT/2 + 1.
+        if self._emphasized.size > N_FFT // 2:
+            self._compute((self._emphasized.size - N_FFT // 2) // HOP + 1)
+
+    def finish(self) -> None:
+        """The speech has ended: compute the last columns (1 + samples // HOP in all)."""
+        if not self.finished:
+            self.finished = True
+            if self._emphasized.size > N_FFT // 2:
+                self._compute(1 + self._emphasized.size // HOP)
+
+    def _compute(self, end: int) -> None:
+        start = self.columns
+        if end <= start:
+            return
+        # The padded signal as `melspectrogram` builds it; only its right end differs before `finish`.
+        left = self._emphasized[1 : N_FFT // 2 + 1][::-1]
+        right = self._emphasized[-N_FFT // 2 - 1 : -1][::-1] if self.finished else np.zeros(0)
+        first = start * HOP  # index into the padded signal of column `start`'s window
+        needed = (end - 1) * HOP + N_FFT
+        padded = np.concatenate([left, self._emphasized, right])[first:needed]
+        frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP][: end - start]
+        magnitude = np.abs(np.fft.rfft(frames * _hann(), axis=1)).T
+        self._columns.append(_normalised(mel_basis() @ magnitude))
+
+    def window(self, start: int) -> FloatArray:
+        """Mel columns `start .. start + WINDOW` as one (80, 16) window (they must be final)."""
+        if start + WINDOW > self.columns:
+            raise ValueError(f"columns {start}..{start + WINDOW} are not final yet ({self.columns} are)")
+        if len(self._columns) > 1:
+            self._columns = [np.concatenate(self._columns, axis=1)]
+        return self._columns[0][:, start : start + WINDOW]
