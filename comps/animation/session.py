@@ -104,7 +104,8 @@ class LipSyncSession:
         """(count, 1, 80, 16) mel windows of frames `start ..`, as `mel_windows` gives them for the whole clip."""
         if self.finished and (self.samples < (WINDOW - 1) * HOP or self._mel.columns < WINDOW):
             # Under 0.19 s of speech: the whole clip's rule (padded with silence) for these few frames.
-            return mel_windows(np.concatenate(self._audio or [np.zeros(0, np.float32)]), self.fps)[start : start + count]
+            speech = np.concatenate(self._audio or [np.zeros(0, np.float32)])
+            return mel_windows(speech, self.fps)[start : start + count]
         columns = self._mel.columns
         starts = [int(i * MEL_PER_SECOND / self.fps) for i in range(start, start + count)]
         if self.finished:
