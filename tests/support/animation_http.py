@@ -65,8 +65,9 @@ def check_speech_video(path: Path, *, seconds: float, slack_s: float = 0.0) -> N
     assert (video["codec_name"], audio["codec_name"]) == ("h264", "aac")
     num, den = (int(v) for v in video["r_frame_rate"].split("/"))
     assert int(video["nb_read_frames"]) > 0
-    assert abs(float(video["duration"]) - seconds) <= den / num + slack_s, (video["duration"], seconds)
-    assert abs(float(info["format"]["duration"]) - seconds) <= den / num + slack_s, (info["format"]["duration"], seconds)
+    tolerance = den / num + slack_s
+    assert abs(float(video["duration"]) - seconds) <= tolerance, (video["duration"], seconds)
+    assert abs(float(info["format"]["duration"]) - seconds) <= tolerance, (info["format"]["duration"], seconds)
 
 
 def envelope(response: httpx.Response, status: int, code: str | None = None) -> dict:
