@@ -35,6 +35,19 @@ class AnswerDelta(_Event):
     delta: str
 
 
+class Video(_Event):
+    """The answer's one continuous video: `GET url` streams it as it is made, a fragmented MP4 a page can play
+    while it grows (MediaSource); once complete the same URL serves the whole file (with Range).
+    """
+
+    name: ClassVar[str] = "video"
+    id: str = Field(description="the video id")
+    url: str = Field(description="a URL on the gateway streaming the fMP4")
+    content_type: str = Field(
+        default="video/mp4", description='the MIME type with its codecs, e.g. video/mp4; codecs="..."'
+    )
+
+
 class Segment(_Event):
     """One spoken sentence's video, in order; the segments played back to back are the answer."""
 
@@ -53,7 +66,9 @@ class Done(_Event):
     name: ClassVar[str] = "done"
     transcript: str | None
     answer: str
-    segments: int = Field(ge=0)
+    segments: int = Field(default=0, ge=0, description="per-sentence segments sent (0 for the continuous video)")
+    video_url: str | None = Field(default=None, description="the complete video (the `video` event's URL)")
+    duration_s: float | None = None
     timings: dict[str, float] = Field(description="seconds per stage and in total")
 
 
@@ -74,9 +89,11 @@ class Error(_Event):
     error: ErrorDetail
 
 
-AnswerEvent = Transcript | AnswerDelta | Segment | Done | Error
+AnswerEvent = Transcript | AnswerDelta | Video | Segment | Done | Error
 
-_BY_NAME: dict[str, type[AnswerEvent]] = {cls.name: cls for cls in (Transcript, AnswerDelta, Segment, Done, Error)}
+_BY_NAME: dict[str, type[AnswerEvent]] = {
+    cls.name: cls for cls in (Transcript, AnswerDelta, Video, Segment, Done, Error)
+}
 
 
 def encode_event(event: AnswerEvent) -> str:
