@@ -36,8 +36,10 @@ class AnswerDelta(_Event):
 
 
 class Video(_Event):
-    """The answer's one continuous video: `GET url` streams it as it is made, a fragmented MP4 a page can play
-    while it grows (MediaSource); once complete the same URL serves the whole file (with Range).
+    """The answer's one continuous video, sent before its first frame exists.
+
+    `GET url` streams it as it is made, a fragmented MP4 a page can play while it grows (MediaSource);
+    once complete the same URL serves the whole file (with Range).
     """
 
     name: ClassVar[str] = "video"
