@@ -143,28 +143,42 @@ class SentenceAggregator:
     "Dr. Smith" and "e.g. this" are not cut. Sentences shorter than `min_chars` are merged with
     the next one (a lone "Sure." would make a tiny TTS/animation segment). With `max_chars`, a
     run of text without any sentence end is released in clause/word chunks once it exceeds it.
+    With `first_chunk_words`, the first chunk is only the first clause, so the first audio can start
+    after a few tokens (see `_first_chunk_end`); every later chunk follows the sentence rules.
     """
 
-    def __init__(self, min_chars: int = 16, *, max_chars: int | None = None) -> None:
+    def __init__(
+        self, min_chars: int = 16, *, max_chars: int | None = None, first_chunk_words: int | None = None
+    ) -> None:
         """Create an empty aggregator.
 
         Args:
             min_chars: the shortest sentence emitted on its own (except by `flush`).
             max_chars: the longest piece held back while waiting for a sentence end; None waits.
+            first_chunk_words: release the first clause on its own, cut after at most this many words
+                (`FIRST_CHUNK_WORDS` is a good value); None treats the first sentence like the others.
         """
         if max_chars is not None and max_chars < max(1, min_chars):
             raise ValueError(f"max_chars ({max_chars}) must be at least min_chars ({min_chars}) and 1")
+        if first_chunk_words is not None and first_chunk_words < 1:
+            raise ValueError(f"first_chunk_words must be at least 1, got {first_chunk_words}")
         self.min_chars = min_chars
         self.max_chars = max_chars
+        self.first_chunk_words = first_chunk_words
         self._buffer = ""
+        self._first_pending = first_chunk_words is not None
 
     def push(self, token_text: str) -> list[str]:
         """Add the next piece of text; return the sentences completed by it (often none)."""
         self._buffer += token_text
+        out = self._release_first()
+        if self._first_pending:
+            return out
         ends = sentence_boundaries(self._buffer)
         complete = split_sentences(self._buffer[: ends[-1]]) if ends else []
         rest = self._buffer[ends[-1] :] if ends else self._buffer
-        out, pending = _merge_short(complete, self.min_chars)
+        full, pending = _merge_short(complete, self.min_chars)
+        out.extend(full)
         if self.max_chars is not None and len(pending) + len(rest) > self.max_chars:
             pieces = split_text(f"{pending} {rest}", max_chars=self.max_chars)
             # The last piece may still grow: keep it, with the trailing space if the text ended on one.
@@ -176,13 +190,61 @@ class SentenceAggregator:
 
     def flush(self) -> list[str]:
         """End of stream: return whatever is left, split into sentences, and reset."""
+        self._buffer += " "  # the end of the stream completes the last word
+        first = self._release_first()
         rest, self._buffer = self._buffer, ""
+        self._first_pending = self.first_chunk_words is not None
         out, pending = _merge_short(split_sentences(rest), self.min_chars)
         if pending:
             out.append(pending)
-        if self.max_chars is None:
-            return out
-        return [chunk for sentence in out for chunk in _fit(sentence, self.max_chars, 0)]
+        if self.max_chars is not None:
+            out = [chunk for sentence in out for chunk in _fit(sentence, self.max_chars, 0)]
+        return first + out
+
+    def _release_first(self) -> list[str]:
+        """Cut the first chunk off the buffer once its end is known; [] while it is still growing."""
+        if not self._first_pending or self.first_chunk_words is None:
+            return []
+        end = _first_chunk_end(self._buffer, max_words=self.first_chunk_words)
+        if end is None:
+            if self.max_chars is None or len(self._buffer) <= self.max_chars:
+                return []
+            self._first_pending = False  # no word boundary within max_chars: the usual rules cut it
+            return []
+        self._first_pending = False
+        first, self._buffer = " ".join(self._buffer[:end].split()), self._buffer[end:].lstrip()
+        return _fit(first, self.max_chars, 0) if self.max_chars is not None else [first]
+
+
+# The first chunk: a clause of at least 3 words (a lone "Sure," or "Well," is too short to be worth
+# a TTS call), or 6 words when no clause ends sooner: about 8-10 LLM tokens, so the first audio
+# starts after a few tokens instead of a whole sentence.
+FIRST_CLAUSE_MIN_WORDS = 3
+FIRST_CHUNK_WORDS = 6
+# Where a first clause may end: after , ; : or after a spaced dash; sentence ends come from sentence_boundaries.
+_CLAUSE_END = re.compile(r"(?<=[,;:])\s|(?<=\s[\u2014\u2013-])\s")
+_COMPLETE_WORD = re.compile(r"\S+(?=\s)")
+
+
+def _first_chunk_end(text: str, *, max_words: int = FIRST_CHUNK_WORDS) -> int | None:
+    """Offset where the first chunk of `text` ends, or None while that is not yet known.
+
+    The first clause or sentence end after at least `FIRST_CLAUSE_MIN_WORDS` words (fewer if
+    `max_words` is smaller), else the end of the `max_words`-th word. Only boundaries followed by
+    whitespace count, so a streaming caller never cuts "3.14", "1,000" or a word still arriving;
+    a cut after an abbreviation or initial ("Dr.", "J.") moves to the next word.
+    """
+    words = list(_COMPLETE_WORD.finditer(text))
+    word_ends = [word.end() for word in words]
+    least = min(FIRST_CLAUSE_MIN_WORDS, max_words)
+    ends = [*sentence_boundaries(text), *(match.start() for match in _CLAUSE_END.finditer(text))]
+    cuts = [end for end in ends if bisect.bisect_right(word_ends, end) >= least]
+    for word in words[max_words - 1 :]:
+        last = word.group().lower()
+        if not (last.endswith(".") and (last[:-1] in ABBREVIATIONS or (len(last) == 2 and last[0].isalpha()))):
+            cuts.append(word.end())
+            break
+    return min(cuts, default=None)
 
 
 def _merge_short(sentences: list[str], min_chars: int) -> tuple[list[str], str]:

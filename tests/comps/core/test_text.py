@@ -152,3 +152,114 @@ def test_invalid_limits_are_refused() -> None:
         split_text("x", max_chars=0)
     with pytest.raises(ValueError, match="max_chars"):
         SentenceAggregator(min_chars=10, max_chars=5)
+
+
+def _stream(aggregator: SentenceAggregator, text: str, cuts: list[int]) -> tuple[list[str], list[str]]:
+    """Push `text` cut at `cuts`; return what push released and what flush released."""
+    positions = sorted({0, len(text), *(c for c in cuts if c <= len(text))})
+    pushed = [chunk for a, b in zip(positions, positions[1:], strict=False) for chunk in aggregator.push(text[a:b])]
+    return pushed, aggregator.flush()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=_TEXT,
+    cuts=st.lists(st.integers(min_value=0, max_value=300), max_size=40),
+    min_chars=st.integers(min_value=0, max_value=40),
+    words=st.integers(min_value=1, max_value=10),
+)
+def test_a_short_first_chunk_keeps_every_word_whatever_the_token_split(
+    text: str, cuts: list[int], min_chars: int, words: int
+) -> None:
+    pushed, flushed = _stream(SentenceAggregator(min_chars=min_chars, first_chunk_words=words), text, cuts)
+    out = pushed + flushed
+    assert " ".join(out) == _collapse(text)
+    assert all(chunk and chunk == chunk.strip() for chunk in out)
+    # Only the first chunk may be shorter than min_chars; it has at most `words` words, plus one
+    # more for each abbreviation the cut moved past.
+    assert all(len(chunk) >= min_chars for chunk in pushed[1:])
+    if out:
+        first = out[0].split()
+        assert len(first) <= words + sum(w in ("Dr.", "e.g.") for w in first)
+    # The first chunk does not depend on how the text was cut into tokens.
+    whole = SentenceAggregator(min_chars=min_chars, first_chunk_words=words)
+    assert (whole.push(text) + whole.flush())[:1] == out[:1]
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=_TEXT, max_chars=st.integers(min_value=20, max_value=80), words=st.integers(min_value=1, max_value=10))
+def test_a_short_first_chunk_respects_max_chars(text: str, max_chars: int, words: int) -> None:
+    aggregator = SentenceAggregator(min_chars=4, max_chars=max_chars, first_chunk_words=words)
+    pushed, flushed = _stream(aggregator, text, list(range(len(text))))
+    out = pushed + flushed
+    assert "".join("".join(out).split()) == "".join(text.split())
+    assert all(len(chunk) <= max_chars for chunk in out)
+
+
+@pytest.mark.parametrize(
+    ("text", "first"),
+    [
+        # a clause boundary once there are 3 words
+        ("Well, the answer really is that it depends. More text here.", "Well, the answer really is that"),
+        ("The short answer, of course, is yes. More.", "The short answer,"),
+        ("Here are three things: apples, pears and plums. More.", "Here are three things:"),
+        ("I think \u2014 honestly \u2014 it is fine. More.", "I think \u2014"),
+        ("Yes; we can do that easily. More.", "Yes; we can do that easily."),
+        # a sentence end counts as a clause end; a sentence of one or two words does not
+        ("It is fine. More text follows here.", "It is fine."),
+        ("Sure. I can help you with that. More.", "Sure. I can help you with"),
+        # forced after six words when no clause ends sooner
+        ("The quick brown fox jumps over the lazy dog. More.", "The quick brown fox jumps over"),
+        # never inside a number, never right after an abbreviation or an initial
+        ("The value 3.14 is roughly pi today. More.", "The value 3.14 is roughly pi"),
+        ("We sold 1,000 units, more than expected. More.", "We sold 1,000 units,"),
+        ("Then we met Dr. Smith at noon. More.", "Then we met Dr. Smith at"),
+        ("Ask them at 5 p.m. Smith said so. More.", "Ask them at 5 p.m. Smith"),
+        ("I asked J. Smith about it. More.", "I asked J. Smith about it."),
+        ("One two three four five Dr. Smith said. More.", "One two three four five Dr. Smith"),
+        ("Ok, e.g. this one works fine today. More.", "Ok, e.g. this one works fine"),
+    ],
+)
+def test_the_first_chunk_is_the_first_clause(text: str, first: str) -> None:
+    for cuts in ([], list(range(len(text)))):  # one token, then one character per token
+        aggregator = SentenceAggregator(min_chars=24, first_chunk_words=6)
+        pushed, flushed = _stream(aggregator, text, cuts)
+        out = pushed + flushed
+        assert out[0] == first
+        assert " ".join(out) == text
+        assert all(len(chunk) >= 24 for chunk in out[1:-1])
+
+
+def test_the_first_chunk_is_released_as_soon_as_its_end_is_known() -> None:
+    aggregator = SentenceAggregator(min_chars=24, first_chunk_words=6)
+    assert aggregator.push("Great question") == []
+    assert aggregator.push(",") == []  # "," might still be "1,000": wait for the space
+    assert aggregator.push(" and") == []  # "Great question," is only two words
+    assert aggregator.push(" the") == []
+    assert aggregator.push(" answer is") == []  # "is" may still grow into "isn't"
+    assert aggregator.push(" 3.") == ["Great question, and the answer is"]  # six words
+    assert aggregator.push("14 because") == []
+    assert aggregator.push(" of") == []
+    # Later chunks follow the sentence rules again: a full sentence, then a short one held for merging.
+    assert aggregator.push(" the circle. Then the rest. ") == ["3.14 because of the circle."]
+    assert aggregator.flush() == ["Then the rest."]
+
+
+def test_a_short_answer_is_flushed_whole_and_the_first_chunk_resets() -> None:
+    aggregator = SentenceAggregator(min_chars=24, first_chunk_words=6)
+    assert aggregator.push("Hi there") == []
+    assert aggregator.flush() == ["Hi there"]
+    assert aggregator.push("The next answer, with its own first clause. ") == [
+        "The next answer,",
+        "with its own first clause.",
+    ]
+
+
+def test_without_the_option_the_first_sentence_is_like_the_others() -> None:
+    aggregator = SentenceAggregator(min_chars=1)
+    assert aggregator.push("Well, the answer really is that it depends on things ") == []
+
+
+def test_first_chunk_words_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="first_chunk_words"):
+        SentenceAggregator(first_chunk_words=0)
