@@ -9,7 +9,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from comps.core.answer_events import AnswerDelta, Done, Segment, Transcript, encode_event
+from comps.core.answer_events import AnswerDelta, Done, Transcript, Video, encode_event
 from comps.core.concurrency import UNBOUNDED, Producer
 from comps.core.sse import sse_response
 from gateway.admission import Admission
@@ -17,6 +17,7 @@ from gateway.schemas import AvatarChatRequest, DetailedAnswer
 from gateway.settings import GatewaySettings
 from megaservice.avatarchatbot import AvatarChatbot, AvatarParameters
 from megaservice.progress import Heard, Progress, Wrote
+from megaservice.realtime import StreamedAnswer
 from megaservice.records import RuntimeGraph
 
 router = APIRouter(tags=["avatarchatbot"])
@@ -72,29 +73,22 @@ async def avatarchatbot(request: Request, body: AvatarChatRequest) -> JSONRespon
     )
 
 
-def _wire(request: Request, progress: Progress) -> Transcript | AnswerDelta | Segment:
+def _wire(request: Request, progress: Progress) -> Transcript | AnswerDelta | Video:
     """The stream event telling the client about one fact of the answer."""
     if isinstance(progress, Heard):
         return Transcript(text=progress.transcript)
     if isinstance(progress, Wrote):
         return AnswerDelta(delta=progress.delta)
-    video = progress.video
-    return Segment(
-        index=progress.index,
-        text=progress.text,
-        id=video.id,
-        video_url=video_url(request, video.id),
-        video_path=video.video_path,
-        duration_s=video.duration_s,
-    )
+    return Video(id=progress.video_id, url=video_url(request, progress.video_id))
 
 
 @router.post("/v1/avatarchatbot/stream", response_class=StreamingResponse)
 async def avatarchatbot_stream(request: Request, body: AvatarChatRequest) -> StreamingResponse:
-    """The answer as server-sent events (`comps.core.answer_events`), video segment by segment.
+    """The answer as server-sent events (`comps.core.answer_events`) with one video that plays while it is made.
 
-    Events: `transcript`, `answer` deltas, `segment`s in order (each a short video with its own audio, to
-    play back to back), then `done`; a failure after the first event is a final `error` event.
+    Events: `video` (its URL streams the fragmented MP4 as it grows, sent before the first frame
+    exists), `transcript`, `answer` deltas as the text is written, then `done` with the complete
+    video's URL; a failure after the first event is a final `error` event.
     """
     started = time.perf_counter()
     chatbot: AvatarChatbot = request.app.state.chatbot
@@ -103,18 +97,16 @@ async def avatarchatbot_stream(request: Request, body: AvatarChatRequest) -> Str
     # A full line is an HTTP 503 with Retry-After while that is still possible; a request that loses a
     # race for the last place after this check gets the same error as an in-band `error` event.
     admission.check()
-    graphs: list[RuntimeGraph] = []
+    answers: list[StreamedAnswer] = []
 
     async def answer(send: MemoryObjectSendStream[Progress]) -> None:
         if body.text is not None:
             send.send_nowait(Heard(body.text))  # typed: no ASR runs, so nothing else reports it
-        _, graph = await chatbot.stream(audio=body.audio, text=body.text, params=params, observer=send.send_nowait)
-        graphs.append(graph)
+        answers.append(await chatbot.stream(audio=body.audio, text=body.text, params=params, observer=send.send_nowait))
 
     async def events() -> AsyncIterator[str]:
         transcript: str | None = None
         deltas: list[str] = []
-        segments = 0
         async with admission.slot(), Producer(answer, buffer=UNBOUNDED) as progress:
             async for fact in progress:
                 event = _wire(request, fact)
@@ -122,11 +114,16 @@ async def avatarchatbot_stream(request: Request, body: AvatarChatRequest) -> Str
                     transcript = event.text
                 elif isinstance(event, AnswerDelta):
                     deltas.append(event.delta)
-                else:
-                    segments += 1
                 yield encode_event(event)
+        result = answers[0]
+        timings = _timings(result.runtime_graph, started)
+        timings["animation"] = round(result.animation_s, 4)
         done = Done(
-            transcript=transcript, answer="".join(deltas), segments=segments, timings=_timings(graphs[0], started)
+            transcript=transcript,
+            answer="".join(deltas),
+            video_url=video_url(request, result.video_id),
+            duration_s=result.duration_s,
+            timings=timings,
         )
         yield encode_event(done)
 

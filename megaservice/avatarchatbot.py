@@ -22,12 +22,14 @@ from comps.core.contracts import (
 )
 from comps.core.errors import InvalidRequest, UpstreamError
 from comps.core.sampling import SamplingParameters
-from comps.core.text import SentenceAggregator
+from comps.core.speech_text import SpeechNormalizer
+from comps.core.text import FIRST_CHUNK_WORDS, SentenceAggregator
 from megaservice.calls import build_client
 from megaservice.chat import ChatMessage, ChatRequest, ChatResponse, decode_chunk
 from megaservice.orchestrator import ScheduleContext, ServiceOrchestrator
-from megaservice.progress import ProgressObserver, ProgressTracker
-from megaservice.records import Observer, RuntimeGraph, Schedule
+from megaservice.progress import ProgressObserver
+from megaservice.realtime import StreamedAnswer, stream_answer
+from megaservice.records import Observer, RuntimeGraph
 from megaservice.service import MicroService, ServiceType
 
 STAGES = ("asr", "llm", "tts", "animation")
@@ -128,19 +130,29 @@ def animation_request(tts: TtsResponse, ctx: ScheduleContext) -> AnimationReques
 
 
 async def sentences(tokens: AsyncIterator[Any], ctx: ScheduleContext) -> AsyncIterator[str]:
-    """Regroup llm tokens -> complete sentences, each released as soon as it is known to be complete."""
+    """Regroup llm tokens -> speakable chunks: a short first clause, then whole sentences, each as soon as complete.
+
+    Markdown, list markers, code and emoji are taken out of what is spoken (the shown text keeps them).
+    """
     p = _parameters(ctx)
-    aggregator = SentenceAggregator(min_chars=p.sentence_min_chars, max_chars=p.sentence_max_chars)
+    aggregator = SentenceAggregator(
+        min_chars=p.sentence_min_chars, max_chars=p.sentence_max_chars, first_chunk_words=FIRST_CHUNK_WORDS
+    )
+    normalizer = SpeechNormalizer()
     produced = False
+
+    def spoken(chunks: list[str]) -> list[str]:
+        return [said for chunk in chunks if (said := normalizer.push(chunk))]
+
     async for token in tokens:
-        for sentence in aggregator.push(str(token)):
+        for chunk in spoken(aggregator.push(str(token))):
             produced = True
-            yield sentence
-    for sentence in aggregator.flush():
+            yield chunk
+    for chunk in spoken(aggregator.flush()):
         produced = True
-        yield sentence
+        yield chunk
     if not produced:
-        raise UpstreamError("llm: the model returned an empty answer", code="empty_answer")
+        raise UpstreamError("llm: the model returned no speakable answer", code="empty_answer")
 
 
 @dataclass(frozen=True)
@@ -156,8 +168,10 @@ class Answer:
 class AvatarChatbot:
     """Both AvatarChatbot graphs on one shared client.
 
-    `whole` runs each stage once on the complete answer (OPEA's flow); `streamed` sends the LLM's
-    sentences to TTS and animation as they are written, in order, `stream_concurrency` at a time.
+    `whole` runs each stage once on the complete answer (OPEA's flow). `spoken` is the real-time
+    answer: the LLM's words go to TTS as they are written (a short first clause, then sentences),
+    `stream_concurrency` chunks at a time, and their speech feeds one lip-sync stream (see
+    `megaservice.realtime`) whose video plays while it is made.
     """
 
     def __init__(
@@ -175,6 +189,7 @@ class AvatarChatbot:
         self.nodes = dict(nodes)
         self._owns_client = client is None
         self.client = client or build_client(list(nodes.values()), connect_timeout_s=connect_timeout_s)
+        self.connect_timeout_s = connect_timeout_s
         asr, llm, tts, animation = (self.nodes[stage] for stage in STAGES)
 
         self.whole = ServiceOrchestrator(client=self.client)
@@ -184,14 +199,13 @@ class AvatarChatbot:
         self.whole.flow_to(llm, tts, adapter=speech_request)
         self.whole.flow_to(tts, animation, adapter=animation_request)
 
-        self.streamed = ServiceOrchestrator(client=self.client)
-        for node in (asr, dataclasses.replace(llm, stream_decoder=decode_chunk), tts, animation):
-            self.streamed.add(node)
-        self.streamed.flow_to(asr, llm, adapter=chat_stream_request)
-        self.streamed.flow_to(
+        self.spoken = ServiceOrchestrator(client=self.client)
+        for node in (asr, dataclasses.replace(llm, stream_decoder=decode_chunk), tts):
+            self.spoken.add(node)
+        self.spoken.flow_to(asr, llm, adapter=chat_stream_request)
+        self.spoken.flow_to(
             llm, tts, adapter=sentence_speech_request, stream=True, regroup=sentences, concurrency=stream_concurrency
         )
-        self.streamed.flow_to(tts, animation, adapter=animation_request, stream=True, concurrency=stream_concurrency)
 
     async def aclose(self) -> None:
         """Close the shared client if it was built here."""
@@ -216,8 +230,17 @@ class AvatarChatbot:
 
     async def stream(
         self, *, audio: str | None, text: str | None, params: AvatarParameters, observer: ProgressObserver
-    ) -> Schedule:
-        """Run the streamed graph; `observer` sees the transcript (when heard), each text delta and each video."""
+    ) -> StreamedAnswer:
+        """The real-time answer; `observer` sees the video id first, then the transcript (when heard) and each delta."""
         inputs, provided = self._inputs(audio, text, params)
-        tracker = ProgressTracker(observer)
-        return await self.streamed.schedule(inputs, params, provided=provided, observer=tracker)
+        options = {"avatar": params.avatar, "inference_mode": params.inference_mode, "fps": params.fps}
+        return await stream_answer(
+            self.spoken,
+            self.nodes["animation"],
+            inputs=inputs,
+            params=params,
+            provided=provided,
+            lipsync_options={key: value for key, value in options.items() if value is not None},
+            observer=observer,
+            connect_timeout_s=self.connect_timeout_s,
+        )

@@ -1,7 +1,7 @@
-"""The streamed AvatarChatbot graph's progress, typed: what was heard, each text delta, each sentence's video.
+"""The real-time answer's progress, typed: the video that streams it, what was heard, each text delta.
 
-The orchestrator reports generic `NodeEvent`s; this turns the four stages' events into the three
-facts a client of the answer cares about.
+The orchestrator reports generic `NodeEvent`s; the tracker turns the stages' events into the facts
+a client of the answer cares about (the lip-sync stream reports its video itself).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from comps.core.contracts import AnimationResponse, AsrResponse, TtsRequest
+from comps.core.contracts import AsrResponse
 from megaservice.records import NodeEvent
 
 
@@ -28,15 +28,13 @@ class Wrote:
 
 
 @dataclass(frozen=True)
-class Rendered:
-    """One sentence's video, in answer order."""
+class VideoStarted:
+    """The answer's one video exists (still empty): the animation service streams it by this id as it grows."""
 
-    index: int
-    text: str
-    video: AnimationResponse
+    video_id: str
 
 
-Progress = Heard | Wrote | Rendered
+Progress = Heard | Wrote | VideoStarted
 ProgressObserver = Callable[[Progress], None]
 """Called synchronously for every fact; it must not block."""
 
@@ -47,7 +45,6 @@ class ProgressTracker:
     def __init__(self, report: ProgressObserver) -> None:
         """Report to `report`."""
         self._report = report
-        self._sentences: dict[int, str] = {}  # tts item index -> the sentence it spoke
 
     def __call__(self, event: NodeEvent) -> None:
         # Each node's values were validated against its contract by the call that made them.
@@ -58,9 +55,3 @@ class ProgressTracker:
             return
         if event.node == "llm":
             self._report(Wrote(str(event.value)))
-        elif event.node == "tts":
-            assert isinstance(event.request, TtsRequest)
-            self._sentences[event.index] = event.request.text
-        elif event.node == "animation":
-            assert isinstance(event.value, AnimationResponse)
-            self._report(Rendered(event.index, self._sentences.get(event.index, ""), event.value))

@@ -8,8 +8,8 @@ from contextlib import asynccontextmanager
 from typing import Annotated
 
 import anyio.to_thread
-from fastapi import FastAPI, File, Form, Request, Response, UploadFile
-from fastapi.responses import FileResponse
+from fastapi import FastAPI, File, Form, Request, Response, UploadFile, WebSocket
+from fastapi.responses import FileResponse, StreamingResponse
 
 from comps.animation.avatars import DEFAULT_ID, AvatarInfo, AvatarRegistry
 from comps.animation.backends import BACKENDS
@@ -27,8 +27,10 @@ from comps.animation.schemas import (
 from comps.animation.service import AnimationService, Rendered
 from comps.animation.settings import AnimationSettings
 from comps.animation.store import OutputStore
+from comps.animation.streaming import serve_stream
 from comps.core.app import create_service_app, require_ready
 from comps.core.device import resolve_device
+from comps.core.errors import Unavailable
 from comps.core.limits import InferenceQueue
 from comps.core.settings import load_settings
 from comps.core.weights import resolve_weight
@@ -190,9 +192,34 @@ def create_app(settings: AnimationSettings | None = None, backend: AnimationBack
         return Response(content=png, media_type="image/png")
 
     @app.get("/v1/videos/{video_id}", tags=["videos"], response_class=FileResponse)
-    async def video(video_id: str, request: Request) -> FileResponse:
-        """A rendered MP4; HTTP Range requests get 206 partial content, so players can seek."""
-        path = service(request).store.path(video_id)
-        return FileResponse(path, media_type="video/mp4")
+    async def video(video_id: str, request: Request) -> Response:
+        """A rendered MP4; HTTP Range requests get 206 partial content, so players can seek.
+
+        A video still being streamed (`WS /v1/animation/stream`) is sent as it is made, from its first
+        byte to its last (a fragmented MP4, playable while it grows); Range applies once it is complete.
+        """
+        animation = service(request)
+        live = animation.live.get(video_id)
+        if live is not None:
+            return StreamingResponse(live.chunks(), media_type="video/mp4", headers={"Cache-Control": "no-store"})
+        return FileResponse(animation.store.path(video_id), media_type="video/mp4")
+
+    @app.websocket("/v1/animation/stream")
+    async def animation_stream(ws: WebSocket) -> None:
+        """Speech in as it is spoken, one growing fragmented MP4 (H.264 + AAC) out (see `comps.animation.streaming`)."""
+        await ws.accept()
+        if not ws.app.state.readiness.ready:
+            await ws.send_json({"type": "error", **Unavailable("models are loading", code="not_ready").to_body()})
+            await ws.close(code=1013)
+            return
+        animation: AnimationService = ws.app.state.animation
+        base = (settings.public_url or str(ws.base_url).replace("ws", "http", 1)).rstrip("/")
+        await serve_stream(
+            ws,
+            open_live=lambda start: animation.open_live(start, base_url=base),
+            run_thread=animation.queue.run,
+            finish=animation.finish_live,
+            max_seconds=settings.max_audio_seconds,
+        )
 
     return app

@@ -15,10 +15,12 @@ import numpy.typing as npt
 from comps.animation.avatars import DEFAULT_ID, Avatar, AvatarRegistry
 from comps.animation.backends import BACKENDS
 from comps.animation.backends.base import AnimationBackend, Capabilities
+from comps.animation.live import LiveRender, LiveVideo
 from comps.animation.options import SadTalkerOptions, given
 from comps.animation.render import RenderResult
 from comps.animation.settings import MODE_ALIASES, AnimationSettings
 from comps.animation.store import OutputStore
+from comps.animation.streaming import LiveSession, StreamStart
 from comps.animation.wav2lip.mel import SAMPLE_RATE
 from comps.core.audio import decode_audio, decode_base64
 from comps.core.errors import InvalidRequest
@@ -54,6 +56,7 @@ class AnimationService:
         self.registry = registry
         self.store = store
         self.queue = queue
+        self.live: dict[str, LiveVideo] = {}  # videos being streamed, by id
 
     def finish(self) -> None:
         """Blocking, at shutdown: run every mode's finish hook once (FP8 MEASURE statistics; shared ones once)."""
@@ -96,6 +99,53 @@ class AnimationService:
             avatar = DEFAULT_ID
         self.registry.info(avatar, param="avatar")
         return avatar
+
+    async def open_live(self, start: StreamStart, *, base_url: str) -> tuple[LiveSession, LiveRender, LiveVideo]:
+        """Check a stream's start and open its render: every check that can fail runs before any work.
+
+        Raises:
+            InvalidRequest: a mode that cannot stream, a bad fps or avatar. Unavailable: the render queue is full.
+        """
+        backend = self.backend(start.inference_mode)
+        capabilities = backend.capabilities
+        if capabilities.session is None:
+            raise InvalidRequest(
+                "this inference_mode renders whole clips only; stream with a Wav2Lip mode",
+                param="inference_mode",
+                code="stream_not_supported",
+            )
+        self._check_options(capabilities, start.fps, SadTalkerOptions())
+        avatar_id = self.avatar_id(start.avatar)
+        found: Avatar = await anyio.to_thread.run_sync(lambda: self.registry.get(avatar_id, param="avatar"))
+        self.queue.check()
+        rate = start.fps or found.track.fps or self.settings.fps
+        video_id, partial = self.store.reserve()
+        video = LiveVideo(partial)
+        self.live[video_id] = video
+        render = LiveRender(capabilities.session(found.track, rate), out_path=partial, video=video)
+        return LiveSession(id=video_id, video_url=f"{base_url}/v1/videos/{video_id}"), render, video
+
+    def finish_live(self, session: LiveSession, render: LiveRender, completed: bool) -> dict[str, object]:
+        """Commit a completed stream's video (or discard an abandoned one) and stop following it."""
+        video = self.live.pop(session.id)
+        if not completed or render.result is None:
+            self.store.discard(session.id)
+            video.close()
+            return {}
+        video.final = self.store.final_path(session.id)  # readers that open it from now on find the whole file
+        path = self.store.commit(session.id)
+        video.close()
+        result = render.result
+        logger.info(
+            "video %s: streamed %d frames at %g fps (%.2f s)", session.id, result.frames, result.fps, result.duration_s
+        )
+        return {
+            **session.model_dump(),
+            "video_path": str(path),
+            "frames": result.frames,
+            "fps": result.fps,
+            "duration_s": result.duration_s,
+        }
 
     async def animate(
         self,

@@ -46,7 +46,7 @@ class LipSyncSession:
         self.enhance = enhance
         self._mel = MelStream()
         self._crops: dict[int, npt.NDArray[np.uint8]] = {}
-        self._audio: list[npt.NDArray[np.float32]] = []
+        self._audio = np.zeros(SAMPLE_RATE, dtype=np.float32)  # grown by doubling; the first `samples` are speech
         self.rendered = 0  # frames made so far
 
     @property
@@ -63,7 +63,12 @@ class LipSyncSession:
         """Add the next speech samples (16 kHz mono float32 in [-1, 1]); cheap, renders nothing."""
         if samples.ndim != 1:
             raise ValueError(f"speech must be mono samples, got shape {samples.shape}")
-        self._audio.append(np.asarray(samples, dtype=np.float32))
+        end = self.samples + samples.size
+        if end > self._audio.size:
+            self._audio = np.concatenate(
+                [self._audio, np.zeros(max(end, 2 * self._audio.size) - self._audio.size, np.float32)]
+            )
+        self._audio[self.samples : end] = samples
         self._mel.push(samples)
 
     def finish(self) -> None:
@@ -104,13 +109,16 @@ class LipSyncSession:
         """(count, 1, 80, 16) mel windows of frames `start ..`, as `mel_windows` gives them for the whole clip."""
         if self.finished and (self.samples < (WINDOW - 1) * HOP or self._mel.columns < WINDOW):
             # Under 0.19 s of speech: the whole clip's rule (padded with silence) for these few frames.
-            speech = np.concatenate(self._audio or [np.zeros(0, np.float32)])
-            return mel_windows(speech, self.fps)[start : start + count]
+            return mel_windows(self.speech(0, self.samples), self.fps)[start : start + count]
         columns = self._mel.columns
         starts = [int(i * MEL_PER_SECOND / self.fps) for i in range(start, start + count)]
         if self.finished:
             starts = [min(s, max(0, columns - WINDOW)) for s in starts]
         return np.stack([self._mel.window(s)[None] for s in starts])
+
+    def speech(self, start: int, end: int) -> npt.NDArray[np.float32]:
+        """Speech samples `start .. end` as pushed (a copy)."""
+        return self._audio[start : min(end, self.samples)].copy()
 
     def audio_until(self, frames: int) -> int:
         """Speech samples that play with the first `frames` frames (the answer's audio track keeps pace)."""

@@ -36,9 +36,13 @@ class OutputStore:
         video_id = uuid.uuid4().hex
         return video_id, self.root / f"{video_id}{PARTIAL}"
 
+    def final_path(self, video_id: str) -> Path:
+        """Where `commit` puts the video."""
+        return self.root / f"{video_id}{SUFFIX}"
+
     def commit(self, video_id: str) -> Path:
         """Make a rendered video visible under its id, then prune beyond the retention count."""
-        final = self.root / f"{video_id}{SUFFIX}"
+        final = self.final_path(video_id)
         (self.root / f"{video_id}{PARTIAL}").replace(final)
         self._prune()
         return final

@@ -122,9 +122,9 @@ async def test_gateway_answers_as_opea_and_detailed_with_the_real_services(
 class HeldLlmTail(httpx.AsyncBaseTransport):
     """Passes every call through, but holds back the LLM stream's last text delta (and what follows) until `release`.
 
-    While it is held the LLM has demonstrably not finished, so a segment that reaches the client then was made
-    from a sentence before the answer was complete: an ordering fact, not a race between a fast tiny LLM and
-    a slow render. Were segments made only after the LLM's end, the stream would stall until the LLM node's
+    While it is held the LLM has demonstrably not finished, so video that reaches the client then was made
+    from speech before the answer was complete: an ordering fact, not a race between a fast tiny LLM and
+    a slow render. Were the video made only after the LLM's end, the stream would stall until the LLM node's
     timeout and fail.
     """
 
@@ -168,35 +168,52 @@ def _delta_text(event: bytes) -> str:
 
 
 @pytest.mark.anyio
-async def test_streamed_answer_gives_ordered_playable_segments_while_the_llm_is_still_writing(
-    real_services: dict[str, Any],
+async def test_streamed_answer_plays_one_growing_video_while_the_llm_is_still_writing(
+    real_services: dict[str, Any], tmp_path: Path
 ) -> None:
     release = anyio.Event()
     nodes = {s: stage_node(s, ("127.0.0.1", real_services[s].port), timeout_s=300, retries=0) for s in STAGES}
     transport = HeldLlmTail(AiohttpTransport(connect_timeout_s=5, max_connections=16), release=release)
+    video = bytearray()
+    partial = tmp_path / "partial.mp4"
+
+    async def watch(client: httpx.AsyncClient, url: str) -> None:
+        async with client.stream("GET", url) as response:
+            assert response.status_code == 200 and response.headers["content-type"] == "video/mp4"
+            async for chunk in response.aiter_raw():
+                video.extend(chunk)
+                if b"moof" in video and not release.is_set():
+                    partial.write_bytes(video)  # the first fragment, while the LLM is held
+                    release.set()
+
     async with httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(None, connect=5), trust_env=False) as hops:
         bot = AvatarChatbot(nodes, client=hops)
-        # 12 tokens of the tiny model: a first sentence ends at the 11th, one more token follows it.
-        app = create_app(GatewaySettings(max_tokens=12), orchestrator=bot)
+        app = create_app(GatewaySettings(max_tokens=24), orchestrator=bot)
         events: list[tuple[str | None, Any]] = []
         async with app.router.lifespan_context(app):
             gateway = StreamingASGITransport(app)  # httpx's ASGITransport would hand over the body only at its end
-            async with httpx.AsyncClient(transport=gateway, base_url="http://gw", timeout=None) as client:
+            async with (
+                httpx.AsyncClient(transport=gateway, base_url="http://gw", timeout=None) as client,
+                anyio.create_task_group() as group,
+            ):
                 body = {"text": "Tell me a story.", "temperature": 0}
                 async with client.stream("POST", "/v1/avatarchatbot/stream", json=body) as response:
                     assert response.status_code == 200
                     async for event in parse_sse(response.aiter_lines()):
                         events.append((event.event, event.data))
-                        if event.event == "segment":
-                            release.set()
-                segments = [data for name, data in events if name == "segment"]
-                videos = [await client.get(s["video_url"]) for s in segments]
+                        if event.event == "video":
+                            group.start_soon(watch, client, event.data["url"])
     names = [name for name, _ in events]
-    assert names[0] == "transcript" and names[-1] == "done", names
-    assert names.index("segment") < len(names) - 1 - names[::-1].index("answer"), names  # before the last delta
-    assert events[-1][1]["answer"] == "".join(data["delta"] for name, data in events if name == "answer")
-    assert len(segments) >= 2 and [s["index"] for s in segments] == list(range(len(segments)))
-    assert all(v.status_code == 200 and v.content[4:8] == b"ftyp" for v in videos)
+    assert names[:2] == ["transcript", "video"] and names[-1] == "done", names
+    assert set(names[2:-1]) == {"answer"}, names  # no per-sentence segments: one video
+    done = events[-1][1]
+    assert done["answer"] == "".join(data["delta"] for name, data in events if name == "answer")
+    assert done["video_url"] == events[1][1]["url"]
+    assert release.is_set()  # the first fragment arrived while the LLM's last delta was held back
+    assert streams(partial) == ["audio", "video"]  # the incomplete fMP4 is already a valid MP4
+    whole = tmp_path / "whole.mp4"
+    whole.write_bytes(video)
+    check_speech_video(whole, seconds=done["duration_s"], slack_s=1024 / 16_000)
 
 
 def test_ask_runs_the_pipeline_in_process_from_the_environment(

@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from comps.animation.analysis import AvatarAnalyzer
 from comps.animation.render import RenderResult, Wav2LipRenderer
+from comps.animation.session import LipSyncSession
 from comps.animation.settings import AnimationSettings
 from comps.animation.track import FaceTrack
 from comps.core.contracts import SadTalkerOptions
@@ -42,6 +43,8 @@ class Capabilities:
     """Per-avatar work the registry does at registration and stores with the face track; None: none needed."""
     finish: Callable[[], object] | None = None
     """Blocking, once at shutdown (FP8 MEASURE statistics); modes sharing a network share the same hook."""
+    session: Callable[[FaceTrack, float], LipSyncSession] | None = None
+    """Opens a streaming lip-sync session on a track at an fps (`WS /v1/animation/stream`); None: clips only."""
 
 
 class AnimationBackend(Protocol):

@@ -13,6 +13,7 @@ import numpy.typing as npt
 from comps.animation.backends.base import AnimationBackend, Capabilities, SharedNetworks, required
 from comps.animation.enhance import FaceEnhancer
 from comps.animation.render import RenderResult, Wav2LipRenderer
+from comps.animation.session import LipSyncSession
 from comps.animation.settings import AnimationSettings
 from comps.animation.track import FaceTrack
 from comps.animation.wav2lip.checkpoint import DOWNLOAD_HINT, load_wav2lip
@@ -49,8 +50,12 @@ class Wav2LipMode:
 
     @property
     def capabilities(self) -> Capabilities:
-        """Any frame rate, no options, no per-avatar analysis; at shutdown the shared renderer's FP8 statistics."""
-        return Capabilities(finish=self.renderer.finish_fp8)
+        """Any frame rate, no options, no per-avatar analysis, streaming; at shutdown the renderer's FP8 statistics."""
+        return Capabilities(finish=self.renderer.finish_fp8, session=self.session)
+
+    def session(self, track: FaceTrack, fps: float) -> LipSyncSession:
+        """A streaming session on the shared renderer."""
+        return LipSyncSession(self.renderer, track, fps=fps, enhance=self.enhance)
 
     def render(
         self,

@@ -1,0 +1,194 @@
+"""A live render: speech arrives in pieces, lip-synced frames are encoded into one growing fragmented MP4.
+
+The worker (a thread) pushes speech into a `LipSyncSession`, renders what is ready, and writes frames
+and their speech to a `LiveMp4Encoder` whose bytes go to the store's partial file (readers follow it,
+see `LiveVideo`) and to the caller. Batching follows the playback clock: while fewer than
+`ahead_s` seconds are made beyond what a viewer who started at the first frame has seen, batches
+stay small (the first frame out fast, no stall); once ahead, the network runs its efficient batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+import anyio.from_thread
+import numpy as np
+import numpy.typing as npt
+
+from comps.animation.fmp4 import LiveMp4Encoder
+from comps.animation.session import LipSyncSession
+
+logger = logging.getLogger(__name__)
+
+_END = object()
+_POLL_S = 0.05  # how often an idle worker re-checks whether its reader has gone
+
+
+@dataclass(frozen=True)
+class LiveResult:
+    """What a finished live render made."""
+
+    frames: int
+    fps: float
+    duration_s: float
+
+
+class LiveVideo:
+    """A video file being written by one worker thread and read, as it grows, by any number of readers."""
+
+    def __init__(self, path: Path) -> None:
+        """Follow `path` (the store's partial file; the final one once committed)."""
+        self.path = path
+        self.final: Path | None = None
+        self.size = 0
+        self.done = False
+        self._changed = anyio.Event()
+
+    def grew(self, size: int) -> None:
+        """Worker thread: the file now holds `size` bytes."""
+        self.size = size
+        anyio.from_thread.run_sync(self._wake)
+
+    def close(self) -> None:
+        """Event loop: the file is complete (and `final` names it once renamed), or abandoned."""
+        self.done = True
+        self._wake()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def chunks(self, block: int = 64 * 1024) -> AsyncIterator[bytes]:
+        """The file's bytes from the start, following it until it is complete."""
+        try:
+            handle = await anyio.open_file(self.path, "rb")
+        except FileNotFoundError:  # committed (renamed) meanwhile
+            if self.final is None:
+                return
+            handle = await anyio.open_file(self.final, "rb")
+        async with handle:
+            sent = 0
+            while True:
+                changed = self._changed
+                if sent < self.size:
+                    data = await handle.read(min(block, self.size - sent))
+                    sent += len(data)
+                    yield data
+                elif self.done:
+                    return
+                else:
+                    await changed.wait()
+
+
+class LiveRender:
+    """One live render's worker: blocking `run`, fed through `push`/`end` from any thread."""
+
+    def __init__(
+        self,
+        session: LipSyncSession,
+        *,
+        out_path: Path,
+        video: LiveVideo,
+        first_batch: int = 2,
+        ahead_s: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Render `session` into `out_path`, telling `video` as the file grows."""
+        self.session = session
+        self.out_path = out_path
+        self.video = video
+        self.first_batch = first_batch
+        self.ahead_s = ahead_s
+        self.clock = clock
+        self._inbox: queue.Queue[object] = queue.Queue()  # speech arrays, then _END
+        self._first_frame_at: float | None = None
+        self._audio_written = 0
+        self.result: LiveResult | None = None  # set when `run` has made the whole video
+
+    def push(self, samples: npt.NDArray[np.float32]) -> None:
+        """More speech (16 kHz mono float32); never blocks."""
+        self._inbox.put(samples)
+
+    def end(self) -> None:
+        """No more speech will come."""
+        self._inbox.put(_END)
+
+    def run(self, emit: Callable[[bytes], None], stopped: threading.Event) -> LiveResult:
+        """Worker: render and encode until the speech has ended and every frame is out, or until `stopped`."""
+        height, width = self.session.track.size
+        scale = self.session.renderer.enhancer.upscale if self.session.enhance and self.session.renderer.enhancer else 1
+        with self.out_path.open("wb") as out:
+
+            def sink(data: bytes) -> None:
+                out.write(data)
+                out.flush()
+                self.video.grew(out.tell())
+                emit(data)
+
+            encoder = LiveMp4Encoder(width=width * scale, height=height * scale, fps=self.session.fps, sink=sink)
+            rendered = True
+            while not stopped.is_set():
+                self._take(wait=not rendered)
+                if self.session.finished and self.session.ready() == 0:
+                    break
+                rendered = self._render(encoder)
+            if stopped.is_set():
+                return LiveResult(frames=self.session.rendered, fps=self.session.fps, duration_s=0.0)
+            encoder.write_audio(self._speech(self.session.samples))  # the speech's tail past the last frame
+            encoder.close()
+        frames = self.session.rendered
+        self.result = LiveResult(frames=frames, fps=self.session.fps, duration_s=frames / self.session.fps)
+        return self.result
+
+    def _take(self, *, wait: bool) -> None:
+        """Move the speech that has arrived into the session; with `wait`, wait up to the poll interval for some."""
+        try:
+            item = self._inbox.get(timeout=_POLL_S) if wait else self._inbox.get_nowait()
+        except queue.Empty:
+            return
+        while True:
+            if item is _END:
+                self.session.finish()
+            else:
+                assert isinstance(item, np.ndarray)
+                self.session.push(item)
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+
+    def _render(self, encoder: LiveMp4Encoder) -> bool:
+        """One batch, small while close to the playback clock, the efficient one once ahead; False if none."""
+        session = self.session
+        ready = session.ready()
+        if ready == 0:
+            return False
+        ahead = session.rendered / session.fps - self._played_s()
+        if ahead >= self.ahead_s and ready < session.renderer.batch_size and not session.finished:
+            return False  # far enough ahead: wait for a full batch of speech
+        limit = self.first_batch if ahead < self.ahead_s / 2 else session.renderer.batch_size
+        frames = session.render(limit)
+        # All the speech there is goes in before the frames: the AAC encoder works in 64 ms blocks with
+        # look-ahead, and a fragment closes only once both tracks reach it.
+        encoder.write_audio(self._speech(session.samples))
+        for frame in frames:
+            if self._first_frame_at is None:
+                self._first_frame_at = self.clock()
+            encoder.write_frame(frame)
+        return True
+
+    def _played_s(self) -> float:
+        return 0.0 if self._first_frame_at is None else self.clock() - self._first_frame_at
+
+    def _speech(self, until: int) -> npt.NDArray[np.float32]:
+        """The speech samples not yet written, up to sample `until`."""
+        start = self._audio_written
+        self._audio_written = max(start, until)
+        return self.session.speech(start, self._audio_written)
