@@ -136,8 +136,14 @@ class SpeechNormalizer:
             if not self.in_code:
                 spoken.append(part)
         pieces = [piece for line in "\n".join(spoken).splitlines() for piece in _speak_line(line)]
-        text = " ".join(" ".join(pieces).split())
+        text = _SPACE_BEFORE_MARK.sub(r"\1", " ".join(" ".join(pieces).split()))
+        text = _LEADING_MARKS.sub("", text)  # a chunk cut just before a sentence's final mark
         return text if any(char.isalnum() for char in text) else ""
+
+
+# A space left before a closing mark where something (an emoji, a link) was taken out: "France ." -> "France."
+_SPACE_BEFORE_MARK = re.compile(r"(?<=\w) +([.,!?;:])(?=\s|$)")
+_LEADING_MARKS = re.compile(r"^[.,!?;:]+(?:\s+|$)")
 
 
 def speakable(text: str) -> str:

@@ -8,13 +8,21 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
+from comps.core.audio import encode_wav
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 
 AUDIO = base64.b64encode(b"RIFF....WAVE").decode()
 ANSWER = "Paris is the capital of France. It lies on the Seine river."  # what the test LLM in conftest says
+SAMPLES_PER_CHAR = 160  # how long conftest's TTS speaks each character (see spoken_wav there)
+
+
+def spoken_wav(text: str) -> bytes:
+    """What conftest's TTS answers for `text`."""
+    return encode_wav(np.full(len(text) * SAMPLES_PER_CHAR, 0.25, np.float32), 16_000)
 
 
 @asynccontextmanager
@@ -50,7 +58,7 @@ async def test_detailed_answer_has_transcript_text_gateway_video_url_and_timings
     assert set(body["timings"]) == {"asr", "llm", "tts", "animation", "total"}
     assert (body["frames"], body["fps"]) == (38, 25.0)
     assert video.status_code == 200 and video.content.startswith(b"\x00\x00\x00\x18ftyp")
-    assert video.content.endswith(b"RIFF" + body["answer"].encode())
+    assert video.content.endswith(spoken_wav(body["answer"]))  # the fake render keeps the speech it got
 
 
 @pytest.mark.anyio
@@ -159,27 +167,45 @@ def _events(text: str) -> list[tuple[str, Any]]:
 
 
 @pytest.mark.anyio
-async def test_stream_sends_transcript_deltas_ordered_segments_and_done(stack: Any, chatbot_for: Any) -> None:
+async def test_stream_sends_transcript_the_video_deltas_and_done(stack: Any, chatbot_for: Any) -> None:
     async with gateway(stack, chatbot_for) as client:
         response = await client.post("/v1/avatarchatbot/stream", json={"audio": AUDIO, "temperature": 0})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
     events = _events(response.text)
     kinds = [kind for kind, _ in events]
-    assert kinds[0] == "transcript" and events[0][1] == {"text": "What is the capital of France?"}
+    assert kinds[:2] == ["video", "transcript"] and events[1][1] == {"text": "What is the capital of France?"}
     assert kinds[-2:] == ["done", "message"] and events[-1][1] == "[DONE]"
+    assert set(kinds[2:-2]) == {"answer"}  # one continuous video: no per-sentence segments
+    video = events[0][1]
+    assert video == {"id": "v1", "url": "http://gw.example:8888/v1/videos/v1", "content_type": "video/mp4"}
     deltas = "".join(data["delta"] for kind, data in events if kind == "answer")
     assert deltas.strip() == ANSWER
-    segments = [data for kind, data in events if kind == "segment"]
-    assert [s["index"] for s in segments] == [0, 1]
-    assert [s["text"] for s in segments] == ["Paris is the capital of France.", "It lies on the Seine river."]
-    assert all(s["video_url"].startswith("http://gw.example:8888/v1/videos/") for s in segments)
+    # TTS spoke the answer clause by clause (the first as soon as it was complete), and the one lip-sync
+    # stream got all their speech, in order.
+    spoken = [body["text"] for body in stack.seen["tts"]]
+    assert spoken == ["Paris is the capital of France.", "It lies on the Seine river."]
+    assert stack.seen["animation"] == [{"type": "start", "video": False}]
+    assert len(stack.speech) == 1 and len(stack.speech[0]) == 2 * SAMPLES_PER_CHAR * sum(map(len, spoken))
     assert stack.seen["llm"][0]["stream"] is True
     done = events[-2][1]
-    assert done["segments"] == 2 and done["answer"].strip() == deltas.strip()
+    assert done["answer"].strip() == deltas.strip() and done["video_url"] == video["url"]
+    assert done["duration_s"] == len(stack.speech[0]) / 2 / 16_000
     assert {"asr", "llm", "tts", "animation", "total"} <= set(done["timings"])
 
 
+@pytest.mark.anyio
+async def test_markdown_and_emoji_are_shown_but_not_spoken(stack: Any, chatbot_for: Any) -> None:
+    flag = "\U0001f1eb\U0001f1f7"
+    stack.answer = f"**Paris** is the capital of France {flag}. Try `curl` or:\n\n- The Louvre\n- The Seine"
+    async with gateway(stack, chatbot_for) as client:
+        response = await client.post("/v1/avatarchatbot/stream", json={"text": "Where?"})
+    events = _events(response.text)
+    assert "".join(d["delta"] for kind, d in events if kind == "answer").strip() == stack.answer
+    # The first clause is cut after six words, before the flag: TTS pauses between chunks anyway.
+    spoken = [body["text"] for body in stack.seen["tts"]]
+    assert " ".join(spoken) == "Paris is the capital of France Try curl or: The Louvre. The Seine."
+    assert spoken[0] == "Paris is the capital of France"
 @pytest.mark.anyio
 async def test_stream_failure_after_start_is_an_in_band_error_event(stack: Any, chatbot_for: Any) -> None:
     stack.fail["animation"] = (500, {"error": {"message": "render crashed", "type": "internal"}})
