@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
 import anyio
@@ -145,11 +146,12 @@ async def open_lipsync(
     socket: _Socket
     try:
         if app is not None:
+            url = urlsplit(base_url)
             scope = {
                 "type": "websocket", "asgi": {"version": "3.0"}, "scheme": "ws", "path": PATH,
                 "raw_path": PATH.encode(), "query_string": b"", "subprotocols": [],
                 "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
-                "server": ("animation.in-process", 80), "client": ("127.0.0.1", 123),
+                "server": (url.hostname or "animation", url.port or 80), "client": ("127.0.0.1", 123),
             }  # fmt: skip
             asgi = _AsgiSocket(app, scope)
             await asgi.accept()
