@@ -1,9 +1,9 @@
-"""A typed client of the gateway: ask (streamed), avatars, videos. Errors carry the server's own message."""
+"""A typed client of the gateway: ask (streamed), avatars, videos (whole or live); errors carry the server's words."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -148,6 +148,30 @@ class GatewayClient:
                 async for chunk in response.aiter_bytes():
                     await out.write(chunk)
         return target
+
+    async def video_stream(self, video_id: str) -> AsyncGenerator[bytes]:
+        """The bytes of `GET /v1/videos/{video_id}` as the gateway sends them (a live fMP4 while it is made).
+
+        The request goes out on the first `__anext__`, so a refusal raises there, before any byte;
+        a connection lost later raises from the iteration that meets it.
+        """
+        started = False
+        try:
+            async with self._client.stream("GET", f"/v1/videos/{video_id}") as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise _error_from(response)
+                started = True
+                async for chunk in response.aiter_bytes():
+                    yield chunk
+        except httpx.HTTPError as exc:
+            trouble = "broke off the video stream" if started else "cannot be reached"
+            raise GatewayError(f"the gateway at {self.base_url} {trouble}: {exc}") from exc
+
+    async def avatar_image(self, avatar_id: str) -> bytes:
+        """The avatar's preview still (PNG)."""
+        response = await self._send("GET", f"/v1/avatars/{avatar_id}/image")
+        return response.content
 
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:

@@ -1,8 +1,9 @@
-"""The Gradio page: ask by voice or text, pick or upload an avatar, watch the answer with progress per stage."""
+"""The Gradio page: ask by voice or text, pick or upload an avatar, watch the answer play while it is made."""
 
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import shutil
 import tempfile
@@ -10,12 +11,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 import anyio.to_thread
 import gradio as gr
 
-from comps.core.answer_events import AnswerDelta, AnswerEvent, Done, Segment, Transcript
+from comps.core.answer_events import AnswerDelta, AnswerEvent, Done, Segment, Transcript, Video
 from ui.client import Avatar, GatewayClient, GatewayError, Question, avatar_preview
 from ui.settings import UiSettings
 from ui.video import join_segments
@@ -26,11 +28,36 @@ logger = logging.getLogger(__name__)
 MODES = ["default", "wav2lip", "wav2lip_gan", "wav2lip+gfpgan", "sadtalker", "sadtalker+gfpgan"]
 FIXED_RATE_MODES = ("sadtalker", "sadtalker+gfpgan")  # they render at 25 fps only: the slider does not apply
 
+PLAYER_JS = Path(__file__).with_name("player.js")  # gr.HTML's js_on_load: the MediaSource player
+# Fixed markup: Gradio re-renders an HTML component's template when it changes, which would strip the
+# `src` the script gives the <video>; the state travels in the value, which the template never shows.
+PLAYER_HTML = (
+    '<div class="player"><video playsinline controls preload="auto"></video><p class="player-caption" hidden></p></div>'
+)
+# Scoped by Gradio to the component. A square box: the avatars' stills and videos are square.
+PLAYER_CSS = """
+.player { display: flex; flex-direction: column; width: 100%; max-width: 520px; margin: 0 auto;
+          background: var(--background-fill-secondary); border-radius: var(--block-radius); overflow: hidden; }
+video { width: 100%; aspect-ratio: 1 / 1; object-fit: contain; }
+.player-caption { margin: 0; padding: 6px 10px; color: var(--error-text-color); }
+"""
+
 
 def animation_choice(mode: str, fps: float) -> tuple[str | None, float | None]:
     """The request's `inference_mode` and `fps` for the page's dropdown and slider."""
     name = None if mode in ("", "default") else mode
     return name, None if name in FIXED_RATE_MODES or not fps else fps
+
+
+def player_state(avatar: str | None, video: Video | None = None) -> str:
+    """The player's value (JSON read by player.js): the avatar's still as poster, and the answer's video if any.
+
+    URLs are relative to the page, on the UI's own origin (`ui.app.add_media_routes` proxies them).
+    """
+    state: dict[str, Any] = {"poster": f"avatar/{quote(avatar, safe='')}/image" if avatar else None, "video": None}
+    if video is not None:
+        state["video"] = {"id": video.id, "src": f"answer/{quote(video.id, safe='')}", "type": video.content_type}
+    return json.dumps(state)
 
 
 @dataclass
@@ -39,7 +66,9 @@ class Progress:
 
     transcript: str = ""
     answer: str = ""
-    segments: list[Path] = field(default_factory=list)
+    video: Video | None = None
+    video_url: str | None = None  # the whole video, on the gateway
+    segment_urls: list[str] = field(default_factory=list)  # an older gateway's per-sentence videos
     status: str = "Asking…"
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -51,11 +80,23 @@ class Progress:
         elif isinstance(event, AnswerDelta):
             self.answer += event.delta
             self.status = "Writing the answer…"
+        elif isinstance(event, Video):
+            self.video = event
+            self.video_url = event.url
+            self.status = "Speaking: the video plays while it is made…"
         elif isinstance(event, Segment):
+            self.segment_urls.append(event.video_url)
             self.status = f"Animating: segment {event.index + 1} ready."
         elif isinstance(event, Done):
             self.answer = event.answer or self.answer
+            self.video_url = event.video_url or self.video_url
             self.timings = dict(event.timings)
+            if event.duration_s is not None:
+                self.status = f"Done: a {event.duration_s:.1f} s video."
+            elif self.segment_urls and self.video is None:
+                self.status = f"Done: {len(self.segment_urls)} segment(s)."
+            else:
+                self.status = "Done."
 
     def status_markdown(self) -> str:
         """Stage, then the time each stage took once known."""
@@ -101,11 +142,16 @@ class Page:
         voice: str,
         history: list[tuple[str, str]],
     ) -> AsyncIterator[tuple[Any, ...]]:
-        """Run one question; yields (video, transcript, answer, status, chat, history) as events arrive."""
+        """Run one question; yields (download, transcript, answer, status, chat, history, player) as events arrive.
+
+        The player gets the video's id with the `video` event, before its first frame exists, and
+        plays it from there; `download` is the whole mp4, fetched once the answer is done.
+        """
         progress = Progress()
         chat = _chat(history)
+        player = player_state(avatar)  # a new question clears the last answer: the avatar's still again
         if not audio_path and not text.strip():
-            yield None, "", "", "**Error:** record or upload a question, or type one.", chat, history
+            yield None, "", "", "**Error:** record or upload a question, or type one.", chat, history, player
             return
         inference_mode, rate = animation_choice(mode, fps)
         question = Question(
@@ -121,21 +167,34 @@ class Page:
         try:
             async for event in self.client.ask(question):
                 progress.apply(event)
-                if isinstance(event, Segment):
-                    target = request_dir / f"segment-{len(progress.segments):03d}.mp4"
-                    progress.segments.append(await self.client.download(event.video_url, target))
-                yield None, progress.transcript, progress.answer, progress.status_markdown(), chat, history
-            video = await anyio.to_thread.run_sync(join_segments, progress.segments, request_dir / "answer.mp4")
+                if isinstance(event, Video):
+                    player = player_state(avatar, event)
+                yield None, progress.transcript, progress.answer, progress.status_markdown(), chat, history, player
             history = [*history, (progress.transcript, progress.answer)]
-            progress.status = f"Done: {len(progress.segments)} segment(s)."
-            yield str(video), progress.transcript, progress.answer, progress.status_markdown(), _chat(history), history
+            chat = _chat(history)
+            saved = await self._whole_video(progress, request_dir)
+            download = None if saved is None else str(saved)
+            yield download, progress.transcript, progress.answer, progress.status_markdown(), chat, history, player
         except GatewayError as exc:
             # The server's own words, as it said them.
             message = f"**Error:** {exc.message}"
-            yield None, progress.transcript, progress.answer, message, chat, history
+            yield None, progress.transcript, progress.answer, message, chat, history, player
         finally:
-            # Gradio has copied the returned video into its own cache by now.
+            # Gradio has copied the returned file into its own cache by now.
             await anyio.to_thread.run_sync(lambda: shutil.rmtree(request_dir, ignore_errors=True))
+
+    async def _whole_video(self, progress: Progress, request_dir: Path) -> Path | None:
+        """The answer as one mp4 for the download box: the continuous video, or an older gateway's segments joined."""
+        target = request_dir / "answer.mp4"
+        if progress.video_url:
+            return await self.client.download(progress.video_url, target)
+        if not progress.segment_urls:
+            return None
+        parts = [
+            await self.client.download(url, request_dir / f"segment-{i:03d}.mp4")
+            for i, url in enumerate(progress.segment_urls)
+        ]
+        return await anyio.to_thread.run_sync(join_segments, parts, target)
 
     async def upload(self, file_path: str | None) -> tuple[str, Any]:
         """Register an uploaded image or video as an avatar and select it."""
@@ -178,26 +237,38 @@ def build_blocks(page: Page) -> gr.Blocks:
                     fps = gr.Slider(label="Frames per second (Wav2Lip modes)", minimum=5, maximum=30, step=1, value=25)
                     voice = gr.Textbox(label="Voice", value="", placeholder="the service's default")
             with gr.Column():
-                video = gr.Video(label="Answer", autoplay=True, elem_id="answer-video")
+                player = gr.HTML(
+                    player_state(None),
+                    html_template=PLAYER_HTML,
+                    css_template=PLAYER_CSS,
+                    js_on_load=PLAYER_JS.read_text(encoding="utf-8"),
+                    elem_id="answer-video",
+                )
                 status = gr.Markdown("", elem_id="status")
                 transcript = gr.Textbox(label="You asked", interactive=False, elem_id="transcript")
                 answer = gr.Textbox(label="Answer", interactive=False, elem_id="answer-text")
                 chat = gr.Chatbot(label="Conversation", height=240)
+                download = gr.File(label="The answer's video (mp4)", interactive=False, elem_id="answer-file")
 
-        async def load() -> tuple[Any, Any, str]:
+        async def load(current: str | None) -> tuple[Any, Any, str]:
             try:
                 items, avatars = await page.avatar_gallery()
             except GatewayError as exc:
                 return gr.update(), gr.update(), f"**Error:** {exc.message}"
-            value = avatars[0].id if avatars else None
+            ids = [a.id for a in avatars]
+            value = current if current in ids else (ids[0] if ids else None)
             return items, gr.update(choices=[(a.name, a.id) for a in avatars], value=value), ""
 
-        blocks.load(load, outputs=[gallery, avatar, status])
+        blocks.load(load, inputs=[avatar], outputs=[gallery, avatar, status])
+        # Set by the person or by `load`: the player shows the chosen avatar's still until the next answer.
+        avatar.change(player_state, inputs=[avatar], outputs=[player], show_progress="hidden")
         ask.click(
             page.ask,
             inputs=[audio, text, avatar, mode, fps, voice, history],
-            outputs=[video, transcript, answer, status, chat, history],
+            outputs=[download, transcript, answer, status, chat, history, player],
             api_name="ask",
         )
-        add.click(page.upload, inputs=[upload], outputs=[status, avatar]).then(load, outputs=[gallery, avatar, status])
+        add.click(page.upload, inputs=[upload], outputs=[status, avatar]).then(
+            load, inputs=[avatar], outputs=[gallery, avatar, status]
+        )
     return blocks

@@ -10,8 +10,12 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from comps.core.answer_events import AnswerDelta, Done, Transcript, encode_event
+from comps.core.answer_events import AnswerDelta, Done, Transcript, Video, encode_event
 from ui.client import GatewayClient, GatewayError, Question
+
+LIVE = "a" * 32
+MISSING = "0" * 32
+PNG = b"\x89PNG\r\n\x1a\nstill"
 
 
 def _gateway(seen: list[dict[str, Any]]) -> FastAPI:
@@ -34,6 +38,7 @@ def _gateway(seen: list[dict[str, Any]]) -> FastAPI:
             if body.get("text") == "garble":
                 yield "event: answer\ndata: {not json\n\n"
                 return
+            yield encode_event(Video(id=LIVE, url=f"http://gw:8888/v1/videos/{LIVE}"))
             yield "event: from_the_future\ndata: {}\n\n"  # unknown to this client: skipped
             yield encode_event(Done(transcript=body.get("text"), answer="Hi", segments=0, timings={"llm": 0.5}))
             yield "data: [DONE]\n\n"
@@ -44,9 +49,22 @@ def _gateway(seen: list[dict[str, Any]]) -> FastAPI:
     async def avatars() -> Any:
         return {"avatars": [{"id": "astronaut", "name": "Astronaut", "kind": "image"}]}
 
+    @app.get("/v1/avatars/{avatar_id}/image")
+    async def avatar_image(avatar_id: str) -> Any:
+        if avatar_id != "astronaut":
+            return JSONResponse({"error": {"message": f"no avatar {avatar_id}", "type": "not_found"}}, 404)
+        return Response(PNG, media_type="image/png")
+
     @app.get("/v1/videos/{vid}")
     async def video(vid: str) -> Any:
-        return Response(b"mp4bytes", media_type="video/mp4")
+        if vid == MISSING:
+            return JSONResponse({"error": {"message": f"no video {vid}", "type": "not_found"}}, 404)
+
+        async def pieces() -> AsyncIterator[bytes]:
+            yield b"mp4"
+            yield b"bytes"
+
+        return StreamingResponse(pieces(), media_type="video/mp4")
 
     return app
 
@@ -64,6 +82,7 @@ async def test_stream_events_and_payload(tmp_path: Path) -> None:
         assert events == [
             Transcript(text="hello"),
             AnswerDelta(delta="Hi"),
+            Video(id=LIVE, url=f"http://gw:8888/v1/videos/{LIVE}"),
             Done(transcript="hello", answer="Hi", segments=0, timings={"llm": 0.5}),
         ]
         avatars = await client.avatars()
@@ -97,3 +116,42 @@ async def test_unreachable_gateway_is_a_clear_error() -> None:
             await client.avatars()
         with pytest.raises(GatewayError, match="cannot be reached"):
             _ = [e async for e in client.ask(Question(text="x"))]
+
+
+@pytest.mark.anyio
+async def test_video_stream_and_avatar_image() -> None:
+    async with _client(_gateway([])) as client:
+        assert b"".join([chunk async for chunk in client.video_stream(LIVE)]) == b"mp4bytes"
+        assert await client.avatar_image("astronaut") == PNG
+        with pytest.raises(GatewayError) as missing:
+            _ = [chunk async for chunk in client.video_stream(MISSING)]
+        assert missing.value.message == f"no video {MISSING}"
+        assert (missing.value.status, missing.value.kind) == (404, "not_found")
+        with pytest.raises(GatewayError, match="no avatar nobody") as no_avatar:
+            await client.avatar_image("nobody")
+        assert no_avatar.value.status == 404
+
+
+@pytest.mark.anyio
+async def test_video_stream_from_an_unreachable_gateway() -> None:
+    async with GatewayClient(base_url="http://127.0.0.1:9", timeout_s=2) as client:
+        with pytest.raises(GatewayError, match="cannot be reached"):
+            _ = [chunk async for chunk in client.video_stream(LIVE)]
+
+
+@pytest.mark.anyio
+async def test_a_video_stream_cut_short_says_so() -> None:
+    def cut(request: httpx.Request) -> httpx.Response:
+        async def pieces() -> AsyncIterator[bytes]:
+            yield b"moof"
+            raise httpx.ReadError("connection reset", request=request)
+
+        return httpx.Response(200, content=pieces())
+
+    client = GatewayClient(base_url="http://gw:8888", timeout_s=2, transport=httpx.MockTransport(cut))
+    async with client:
+        seen: list[bytes] = []
+        with pytest.raises(GatewayError, match="broke off the video stream: connection reset"):
+            async for chunk in client.video_stream(LIVE):
+                seen.append(chunk)
+        assert seen == [b"moof"]
