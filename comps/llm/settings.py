@@ -28,7 +28,7 @@ class LlmSettings(ServiceSettings):
     )
     model_id: str = Field(
         default="Qwen/Qwen2.5-0.5B-Instruct",
-        description="Hugging Face id or local folder (transformers); the upstream model name (openai)",
+        description="Hugging Face id, local folder or .gguf file (transformers); the upstream model name (openai)",
     )
     served_model_name: str | None = Field(
         default=None, description="name reported by /v1/models and in answers; LLM_MODEL_ID when unset"
