@@ -51,7 +51,7 @@ from support.models import speak  # type: ignore[import-not-found]  # noqa: E402
 from support.wav2lip_weights import deterministic_wav2lip  # type: ignore[import-not-found]  # noqa: E402
 
 from comps.animation.enhance import FaceEnhancer, build_gfpgan_v14  # noqa: E402
-from comps.animation.render import Wav2LipRenderer, _cpu_has_bf16  # noqa: E402
+from comps.animation.render import Wav2LipRenderer  # noqa: E402
 from comps.animation.track import FaceTrack  # noqa: E402
 from comps.animation.wav2lip.mel import SAMPLE_RATE  # noqa: E402
 from comps.animation.wav2lip.network import fold_batchnorm  # noqa: E402
@@ -99,7 +99,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     device = resolve_device("cpu")
-    native_bf16 = _cpu_has_bf16()
+    native_bf16 = device.native_bf16
     precision = "bf16" if native_bf16 else "fp32"
     bf16 = native_bf16
     model = deterministic_wav2lip()

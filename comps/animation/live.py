@@ -2,9 +2,10 @@
 
 The worker (a thread) pushes speech into a `LipSyncSession`, renders what is ready, and writes frames
 and their speech to a `LiveMp4Encoder` whose bytes go to the store's partial file (readers follow it,
-see `LiveVideo`) and to the caller. Batching follows the playback clock: while fewer than
-`ahead_s` seconds are made beyond what a viewer who started at the first frame has seen, batches
-stay small (the first frame out fast, no stall); once ahead, the network runs its efficient batch.
+see `LiveVideo`) and to the caller. Batching follows the playback clock: the first frames go in a
+small batch (the first frame out fast); then, while less than `ahead_s` of video is made beyond what
+a viewer who started at the first frame has seen, every ready frame is rendered at once (no stall);
+once ahead, the worker waits for a full batch of speech (the network's efficient batch).
 """
 
 from __future__ import annotations
@@ -173,8 +174,9 @@ class LiveRender:
         ahead = session.rendered / session.fps - self._played_s()
         if ahead >= self.ahead_s and ready < session.renderer.batch_size and not session.finished:
             return False  # far enough ahead: wait for a full batch of speech
-        limit = self.first_batch if ahead < self.ahead_s / 2 else session.renderer.batch_size
-        frames = session.render(limit)
+        # The very first frames come out in a small batch (the first frame sooner); after that every ready
+        # frame goes in one call: behind the clock that is the throughput, ahead of it the efficient batch.
+        frames = session.render(self.first_batch if session.rendered == 0 else session.renderer.batch_size)
         # All the speech there is goes in before the frames: the AAC encoder works in 64 ms blocks with
         # look-ahead, and a fragment closes only once both tracks reach it.
         encoder.write_audio(self._speech(session.samples))

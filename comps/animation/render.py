@@ -56,8 +56,9 @@ class Wav2LipRenderer:
     Args:
         model: a loaded Wav2Lip (see `load_wav2lip`).
         device: where it runs; supplies autocast and torch.compile.
-        batch_size: frames per network call; every call, the last included, gets exactly this many
-            (the last batch is padded by repeating its final frame) so a compiled graph never recompiles.
+        batch_size: the most frames per network call. When compiled, every call is padded to it by
+            repeating the final frame, so the graph never recompiles; uncompiled, a short batch costs
+            only its frames (the streaming session's first ones).
         bf16: run the network under bfloat16 autocast.
         compile: `torch.compile` the network with the device's backend.
         enhancer: GFPGAN, needed for renders with `enhance=True`.
@@ -90,7 +91,8 @@ class Wav2LipRenderer:
         self._fp8 = (apply_fp8(fold_batchnorm(self.model), fp8_config), fp8_config)
         self._fp8_finished = False
         self._net = device.compile(self._fp8[0], compile)
-        if bf16 and device.kind == "cpu" and not _cpu_has_bf16():
+        self.compiled = compile
+        if bf16 and device.kind == "cpu" and not device.native_bf16:
             logger.warning(
                 "bf16 autocast asked for on a CPU without bf16 kernels (oneDNN needs AVX-512 BF16/AMX); "
                 "convolutions fall back to slow reference code, ~10x slower than fp32"
@@ -197,7 +199,7 @@ class Wav2LipRenderer:
         return self._compose(track, _Generated(start=start, mouths=self.generate(mel, faces)), enhance)
 
     def generate(self, mel: npt.NDArray[np.float32], faces: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-        """Run the network on up to `batch_size` frames, padding the batch to exactly `batch_size`.
+        """Run the network on up to `batch_size` frames (padded to exactly `batch_size` when compiled).
 
         Args:
             mel: (n, 1, 80, 16) mel windows.
@@ -209,8 +211,8 @@ class Wav2LipRenderer:
         n = faces.shape[0]
         if not 0 < n <= self.batch_size or mel.shape[0] != n:
             raise ValueError(f"need 1..{self.batch_size} frames with one mel window each, got {n} and {mel.shape[0]}")
-        pad = self.batch_size - n
-        if pad:  # repeat the last frame: the same shapes on every call
+        pad = self.batch_size - n if self.compiled else 0
+        if pad:  # repeat the last frame: a compiled graph sees the same shapes on every call
             faces = np.concatenate([faces, np.repeat(faces[-1:], pad, axis=0)])
             mel = np.concatenate([mel, np.repeat(mel[-1:], pad, axis=0)])
         reference = torch.from_numpy(faces).permute(0, 3, 1, 2).float().div_(255.0)  # (B, 3, 96, 96)
@@ -246,11 +248,4 @@ class Wav2LipRenderer:
             frames = self.enhancer.enhance(frames, [track.align[j] for j in sources])
         return frames
 
-
-def _cpu_has_bf16() -> bool:
-    """Whether oneDNN has native bf16 convolutions on this CPU (AVX-512 BF16 or AMX)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a private op: absent in some builds
-        return False
 

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from comps.core.settings import DeviceName, EnvBool, ServiceSettings, env_alias
+from comps.core.settings import AutoBool, DeviceName, EnvBool, ServiceSettings, env_alias
 
 ModeName = Literal["wav2lip", "wav2lip_gan", "wav2lip+gfpgan", "sadtalker", "sadtalker+gfpgan"]
 DetectorName = Literal["haar", "retinaface"]
@@ -114,7 +114,9 @@ class AnimationSettings(ServiceSettings):
     sadtalker_pose_style: int = Field(default=0, ge=0, le=45, description="head-motion style, 0..45")
     # Frames per generator call; SadTalker's renderer is heavy (~25 s per 256 frame on 2 CPU cores).
     sadtalker_batch_size: int = Field(default=2, ge=1, le=64)
-    bf16: EnvBool = False
+    # auto: bf16 where the device has native bf16 kernels (Xeon with AMX/AVX-512 BF16: ~3x Wav2Lip's fp32
+    # speed), fp32 elsewhere (an AVX2-only CPU runs bf16 10-100x slower).
+    bf16: AutoBool = None
     compile: EnvBool = False
     ffmpeg: str = "ffmpeg"
 

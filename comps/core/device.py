@@ -45,6 +45,27 @@ class Device:
 
         return torch.autocast(device_type=self.kind, dtype=getattr(torch, dtype_name))
 
+    @property
+    def native_bf16(self) -> bool:
+        """Whether bf16 runs on native kernels here: Gaudi, a CUDA card with bf16, or a CPU with AVX-512 BF16/AMX.
+
+        On a CPU without them oneDNN falls back to reference code, 10-100x slower than fp32.
+        """
+        import torch
+
+        if self.kind == "hpu":
+            return True
+        if self.kind == "cuda":
+            return bool(torch.cuda.is_bf16_supported())
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):  # a private op: absent in some builds
+            return False
+
+    def bf16(self, setting: bool | None) -> bool:
+        """The bf16 choice for a setting: as set, or (None, "auto") where native bf16 kernels exist."""
+        return self.native_bf16 if setting is None else setting
+
     def compile(self, module: torch.nn.Module, enabled: bool) -> torch.nn.Module:
         """`torch.compile` the module with this device's backend when enabled."""
         if not enabled:

@@ -35,6 +35,16 @@ EnvBool = Annotated[bool, BeforeValidator(_strict_bool)]
 """A boolean setting that refuses anything but the usual spellings."""
 
 
+def _auto_bool(value: object) -> bool | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+        return None
+    return bool(_strict_bool(value))
+
+
+AutoBool = Annotated[bool | None, BeforeValidator(_auto_bool)]
+"""A boolean setting that may also be `auto` (None): the code decides at run time (e.g. per CPU)."""
+
+
 def env_alias(*names: str) -> AliasChoices:
     """Accept any of these environment variable names (our own first, then upstream OPEA's)."""
     return AliasChoices(*names)

@@ -108,7 +108,7 @@ def load_renderers(
             model=load_wav2lip(path, device=device.torch_device),
             device=device,
             batch_size=settings.batch_size,
-            bf16=settings.bf16,
+            bf16=device.bf16(settings.bf16),
             compile=settings.compile,
             enhancer=required(enhancer, "GFPGAN") if enhances else None,
             ffmpeg=settings.ffmpeg,

@@ -121,14 +121,22 @@ def test_silent_audio_renders_a_mouth_at_rest(model: Wav2Lip, track: FaceTrack, 
     np.testing.assert_array_equal(outside_box(frames[0], track.boxes[0]), outside_box(avatar, track.boxes[0]))
 
 
-def test_last_batch_is_padded_to_the_fixed_size(model: Wav2Lip, track: FaceTrack, speech: np.ndarray) -> None:
+def test_a_compiled_renderers_last_batch_is_padded_to_the_fixed_size(
+    model: Wav2Lip, track: FaceTrack, speech: np.ndarray
+) -> None:
     audio = speech[: int(1.48 * SR)]  # 37 frames at 25 fps
     seen: list[tuple[int, ...]] = []
     renderer = Wav2LipRenderer(model=model, device=CPU, batch_size=16)
     renderer._net.register_forward_pre_hook(lambda _m, args: seen.append((args[0].shape[0], args[1].shape[0])))
+    exact = list(renderer.frames(track, audio, fps=25, enhance=False))
+    assert seen == [(16, 16), (16, 16), (5, 5)]  # uncompiled: a short batch costs only its frames
+    seen.clear()
+    renderer.compiled = True  # what compile=True sets (compiling itself takes minutes on a CPU)
     padded = list(renderer.frames(track, audio, fps=25, enhance=False))
     assert seen == [(16, 16)] * 3  # 16 + 16 + 5 real frames, the last call padded with 11 copies
-    assert len(padded) == 37
+    assert len(padded) == len(exact) == 37
+    for a, b in zip(padded, exact, strict=True):
+        assert np.abs(a.astype(int) - b).max() <= 1
     single = list(Wav2LipRenderer(model=model, device=CPU, batch_size=37).frames(track, audio, fps=25, enhance=False))
     for a, b in zip(padded, single, strict=True):  # padding changes nothing (kernels may differ by one level)
         assert np.abs(a.astype(int) - b).max() <= 1

@@ -1,4 +1,9 @@
-"""The streaming lip-sync session makes the whole-clip render's frames, each once its look-ahead exists."""
+"""The streaming lip-sync session makes the whole-clip render's frames, each once its look-ahead exists.
+
+Same mel windows (exactly), same crops and paste-back; the network runs on other batch sizes than the
+whole render's, and oneDNN picks its convolution kernels by batch size, so a few pixels may differ by
+one grey level (the issue's bound); anything more is a bug.
+"""
 
 from __future__ import annotations
 
@@ -41,6 +46,15 @@ def speech() -> np.ndarray:
     return audio[: int(1.7 * SR)]  # not a whole number of frames: the end rules matter
 
 
+def assert_same_frames(streamed: list[np.ndarray], whole: list[np.ndarray]) -> None:
+    """Frame by frame: within one grey level everywhere, and all but a few pixels identical."""
+    assert len(streamed) == len(whole)
+    for index, (a, b) in enumerate(zip(streamed, whole, strict=True)):
+        difference = np.abs(a.astype(np.int16) - b.astype(np.int16))
+        assert difference.max() <= 1, f"frame {index}: {difference.max()} grey levels apart"
+        assert (difference > 0).mean() < 1e-3, f"frame {index}: {(difference > 0).sum()} pixels differ"
+
+
 def stream(session: LipSyncSession, audio: np.ndarray, chunks: list[int], *, batch: int) -> list[np.ndarray]:
     """Push `audio` in pieces of the given sizes (cycled), rendering whatever is ready after each."""
     frames: list[np.ndarray] = []
@@ -65,8 +79,7 @@ def test_streamed_frames_are_the_whole_renders_frames(
     session = LipSyncSession(renderer, image_track, fps=fps)
     streamed = stream(session, speech, chunks, batch=batch)
     assert len(streamed) == len(whole) == session.total_frames()
-    for index, (a, b) in enumerate(zip(streamed, whole, strict=True)):
-        np.testing.assert_array_equal(a, b, err_msg=f"frame {index}")
+    assert_same_frames(streamed, whole)
 
 
 def test_a_video_avatar_streams_its_ping_pong_frames(
@@ -74,8 +87,7 @@ def test_a_video_avatar_streams_its_ping_pong_frames(
 ) -> None:
     whole = list(renderer.frames(video_track, speech, fps=25.0, enhance=False))
     streamed = stream(LipSyncSession(renderer, video_track, fps=25.0), speech, [640], batch=4)
-    assert len(streamed) == len(whole)
-    assert all(np.array_equal(a, b) for a, b in zip(streamed, whole, strict=True))
+    assert_same_frames(streamed, whole)
 
 
 def test_a_frame_is_ready_once_its_200_ms_look_ahead_exists(renderer: Wav2LipRenderer, image_track: FaceTrack) -> None:
@@ -96,7 +108,7 @@ def test_very_short_speech_still_renders_like_the_whole_clip(
     whole = list(renderer.frames(image_track, short, fps=25.0, enhance=False))
     streamed = stream(LipSyncSession(renderer, image_track, fps=25.0), short, [700], batch=8)
     assert len(streamed) == len(whole) == 2
-    assert all(np.array_equal(a, b) for a, b in zip(streamed, whole, strict=True))
+    assert_same_frames(streamed, whole)
 
 
 @pytest.mark.parametrize("n", [3000, 16_123])

@@ -36,7 +36,21 @@ def test_defaults() -> None:
     s = load_settings(AnimationSettings)
     assert s.port == 9066
     assert (s.inference_mode, s.modes, s.fps, s.face_detector, s.face) == ("wav2lip", ["wav2lip"], 25.0, "haar", None)
-    assert (s.batch_size, s.bf16, s.compile, s.upscale_factor, s.gfpgan_model_version) == (16, False, False, 1, "1.4")
+    assert (s.batch_size, s.bf16, s.compile, s.upscale_factor, s.gfpgan_model_version) == (16, None, False, 1, "1.4")
+
+
+@pytest.mark.parametrize(("value", "expected"), [("auto", None), ("AUTO", None), ("1", True), ("off", False)])
+def test_bf16_is_auto_or_a_boolean(monkeypatch: pytest.MonkeyPatch, value: str, expected: bool | None) -> None:
+    monkeypatch.setenv("ANIMATION_BF16", value)
+    assert load_settings(AnimationSettings).bf16 is expected
+
+
+def test_auto_bf16_follows_the_devices_native_kernels() -> None:
+    from comps.core.device import resolve_device
+
+    cpu = resolve_device("cpu")
+    assert cpu.bf16(None) is cpu.native_bf16
+    assert cpu.bf16(True) is True and cpu.bf16(False) is False
 
 
 def test_opea_variables_are_honoured(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
