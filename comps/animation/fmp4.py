@@ -5,9 +5,11 @@ segment (ftyp + moov) and then moof + mdat fragments, each starting with an IDR 
 
 Fragments: a keyframe is forced every `floor(fps * fragment_s)` frames (12 at 25 fps and 0.5 s)
 and the muxer cuts a fragment at every keyframe (`frag_keyframe`), so no fragment lasts longer
-than `fragment_s`. The muxer can only close a fragment when the next keyframe arrives, so frame 1
-is a keyframe too: the first fragment holds frame 0 alone and goes out, with the init segment,
-while frame 1 is written; later fragments go out while the frame after them is written. No
+than `fragment_s`. The muxer can only close a fragment when the next keyframe arrives, so the
+first fragments are short and grow: keyframes at frames 0, 1, 2, 4, 8, ... (powers of two below the
+GOP), then every GOP. Frame 0 goes out alone, with the init segment, while frame 1 is written, and a
+player starting then is never more than a short fragment behind the render while the render itself
+is barely ahead of the clock (the answer's first second). No
 `frag_duration` is set: the audio track would trip it mid-GOP and start a fragment on a P-frame.
 
 Clock: video frame i is at i / fps and speech sample n at n / sample_rate. The AAC encoder's
@@ -137,10 +139,16 @@ class LiveMp4Encoder:
             frame = np.pad(frame, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
         picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="bgr24")
         picture.pts = self.frames
-        if self.frames % self.gop == 0 or self.frames == 1:
-            picture.pict_type = av.video.frame.PictureType.I  # starts a fragment (frame 1: see the module doc)
+        if self._starts_fragment(self.frames):
+            picture.pict_type = av.video.frame.PictureType.I
         self._container.mux(self._video.encode(picture))
         self.frames += 1
+
+    def _starts_fragment(self, frame: int) -> bool:
+        """Keyframes at 0, 1, 2, 4, 8 ... below one GOP, then every GOP (see the module docstring)."""
+        if frame < self.gop:
+            return frame & (frame - 1) == 0  # 0 and the powers of two
+        return frame % self.gop == 0
 
     def close(self) -> None:
         """Flush both encoders and write the last fragment; closing twice does nothing."""

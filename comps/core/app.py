@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -65,6 +66,9 @@ def create_service_app(
     @asynccontextmanager
     async def run(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level)
+        if settings.threads is not None:
+            limit_threads(settings.threads)
+
         if lifespan is None:
             app.state.readiness.set_ready()
             yield
@@ -116,6 +120,16 @@ def create_service_app(
         return PlainTextResponse(generate_latest(stats.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def limit_threads(threads: int) -> None:
+    """Cap torch's intra-op threads for this process (a service without torch has none to cap)."""
+    if importlib.util.find_spec("torch") is None:
+        return
+    import torch
+
+    torch.set_num_threads(threads)
+    logger.info("torch uses %d thread(s)", threads)
 
 
 def require_ready(app: FastAPI) -> None:

@@ -80,6 +80,9 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     max_concurrency: int = Field(default=1, ge=1, le=64)
     max_queue: int = Field(default=8, ge=0, le=4096)
+    # The CPU budget: the services of a real-time answer run at once (LLM writing, TTS speaking, Wav2Lip
+    # drawing), so each takes only its share of the cores; oversubscribed OpenMP threads stall each other.
+    threads: int | None = Field(default=None, ge=1, le=256, description="torch threads; unset: the service's own")
 
 
 S = TypeVar("S", bound=ServiceSettings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -23,6 +24,8 @@ class LlmSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="LLM_")
 
     port: int = Field(default=9000, ge=1, le=65535)
+    # Half the cores: while the LLM writes, TTS and Wav2Lip already turn its first words into video.
+    threads: int | None = Field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2), ge=1, le=256)
     backend: Literal["transformers", "openai"] = Field(
         default="transformers", description="transformers: a local model; openai: proxy to LLM_ENDPOINT"
     )

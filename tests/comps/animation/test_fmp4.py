@@ -180,7 +180,8 @@ def test_every_fragment_starts_on_a_keyframe_and_lasts_at_most_fragment_s(tmp_pa
     enc.close()
     fragments = video_fragments(rec.data)
     assert all(key for _, key in fragments)
-    assert [count for count, _ in fragments] == [1, 6] + [7] * 8 + [2]  # 65 frames, 7 = floor(25 * 0.3)
+    # 65 frames, 7 = floor(25 * 0.3): short first fragments (keyframes 0, 1, 2, 4), then one per GOP
+    assert [count for count, _ in fragments] == [1, 1, 2, 3] + [7] * 8 + [2]
     assert sum(count for count, _ in fragments) == enc.frames
 
     path = tmp_path / "fragments.mp4"

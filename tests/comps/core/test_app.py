@@ -132,3 +132,17 @@ async def test_every_error_envelope_carries_the_request_id() -> None:
         assert answer.json()["error"]["request_id"] == "trace-1"
         assert answer.headers["x-request-id"] == "trace-1"
     assert answers[-1].json()["error"]["message"] == "internal error: RuntimeError"
+
+
+@pytest.mark.anyio
+async def test_the_threads_setting_caps_torch_at_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: seen.append(n))
+    seen: list[int] = []
+    app = create_service_app(name="demo", description="d", version="1", settings=ServiceSettings(threads=1))
+    async with app.router.lifespan_context(app):
+        assert seen == [1]
+    unset = create_service_app(name="demo", description="d", version="1", settings=ServiceSettings())
+    async with unset.router.lifespan_context(unset):
+        assert seen == [1]  # unset: torch keeps its own
