@@ -246,3 +246,27 @@ def test_ask_runs_the_pipeline_in_process_from_the_environment(
     assert code == 0, err
     assert streams(output) == ["audio", "video"]
     assert "[asr] done" in err and 'heard "' in err and "[animation] done" in err
+
+
+@pytest.mark.anyio
+async def test_a_client_that_leaves_mid_answer_stops_every_stage(real_services: dict[str, Any]) -> None:
+    animation = real_services["animation"].server.config.app.state.animation
+    bot = chatbot(real_services)
+    app = create_app(GatewaySettings(max_tokens=48), orchestrator=bot)
+    async with app.router.lifespan_context(app):
+        gateway = StreamingASGITransport(app)
+        body = {"text": "Tell me a story."}
+        async with (
+            httpx.AsyncClient(transport=gateway, base_url="http://gw", timeout=None) as client,
+            client.stream("POST", "/v1/avatarchatbot/stream", json=body) as response,
+        ):
+            async for event in parse_sse(response.aiter_lines()):
+                if event.event == "video":
+                    video_id = event.data["id"]
+                    break  # the person closes the page as the answer starts
+        with anyio.fail_after(60):  # a generous deadline, not a measurement
+            while video_id in animation.live or animation.queue.busy or app.state.admission.busy:
+                await anyio.sleep(0.05)
+    await bot.aclose()
+    assert not list(animation.store.root.glob("*.partial.mp4"))  # the unfinished video is removed
+    assert video_id not in animation.store.ids()  # and never committed
