@@ -49,7 +49,7 @@ class GatewaySettings(ServiceSettings):
     llm_model: str | None = Field(default=None, validation_alias=env_alias("GATEWAY_LLM_MODEL", "LLM_MODEL_ID"))
     max_tokens: int = Field(default=DEFAULT_MAX_TOKENS, ge=1, le=8192)
     system_prompt: str | None = None
-    stream_concurrency: int = Field(default=2, ge=1, le=16, description="sentences in TTS/animation at once")
+    stream_concurrency: int = Field(default=2, ge=1, le=16, description="answer chunks in TTS at once when streaming")
     sentence_min_chars: int = Field(default=24, ge=1)
     public_url: str | None = Field(default=None, description="base URL for video links; the request's when unset")
 
