@@ -152,7 +152,7 @@ async def sentences(tokens: AsyncIterator[Any], ctx: ScheduleContext) -> AsyncIt
         produced = True
         yield chunk
     if not produced:
-        raise UpstreamError("llm: the model returned no speakable answer", code="empty_answer")
+        raise UpstreamError("llm: the model returned an empty answer (nothing to speak)", code="empty_answer")
 
 
 @dataclass(frozen=True)

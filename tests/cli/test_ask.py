@@ -12,6 +12,7 @@ from cli.ask import run_ask
 from cli.main import build_parser
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
+from tests.gateway.conftest import spoken_wav
 
 
 def _args(*argv: str) -> argparse.Namespace:
@@ -30,7 +31,7 @@ def test_ask_through_a_gateway_writes_the_video_and_reports_each_stage(
     err = capsys.readouterr().err
     assert code == 0, err
     assert output.read_bytes().startswith(b"\x00\x00\x00\x18ftyp")
-    assert output.read_bytes().endswith(b"RIFFParis is the capital of France. It lies on the Seine river.")
+    assert output.read_bytes().endswith(spoken_wav("Paris is the capital of France. It lies on the Seine river."))
     for stage in ("asr", "llm", "tts", "animation", "total"):
         assert f"[{stage}]" in err
     assert 'heard "What is the capital of France?"' in err

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.browser import launch
 from support.servers import Served
 
 from gateway.app import create_app as gateway_app
@@ -20,7 +21,6 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
 QUESTION = "What is the capital of France?"
 
 
@@ -69,17 +69,7 @@ def test_gradio_client_gets_a_video(page_url: str) -> None:
 
 
 def _browser() -> Any:
-    from playwright.sync_api import sync_playwright
-
-    assert CHROMIUM.is_file(), "Debian's chromium is installed by `make test` (test-deps)"
-    manager = sync_playwright().start()
-    browser = manager.chromium.launch(
-        executable_path=str(CHROMIUM),
-        headless=True,
-        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-              "--disable-sync", "--no-first-run", "--disable-quic"],
-    )  # fmt: skip
-    return manager, browser
+    return launch()
 
 
 def _ask_in_browser(url: str, screenshot: Path) -> Any:

@@ -18,6 +18,7 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 from PIL import Image
+from support.browser import launch
 from support.servers import Served
 
 from comps.animation.fmp4 import LiveMp4Encoder
@@ -27,7 +28,6 @@ from ui.settings import UiSettings
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
 QUESTION = "What is the capital of France?"
 WRITTEN_FIRST = "The capital of France"  # sent before the video event; the rest waits for the test
 ANSWER = WRITTEN_FIRST + " is Paris."
@@ -176,17 +176,7 @@ def served(tmp_path: Path) -> Iterator[tuple[FakeGateway, str]]:
 
 
 def _browser() -> Any:
-    from playwright.sync_api import sync_playwright
-
-    assert CHROMIUM.is_file(), "Debian's chromium is installed by `make test` (test-deps)"
-    manager = sync_playwright().start()
-    browser = manager.chromium.launch(
-        executable_path=str(CHROMIUM),
-        headless=True,
-        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-              "--disable-sync", "--no-first-run", "--disable-quic", "--autoplay-policy=no-user-gesture-required"],
-    )  # fmt: skip
-    return manager, browser
+    return launch("--autoplay-policy=no-user-gesture-required")
 
 
 PLAYER = """() => {

@@ -103,19 +103,27 @@ class StopMatcher:
         if not self.stops:
             return text
         buffer = self._held + text
-        hits = [index for stop in self.stops if (index := buffer.find(stop)) >= 0]
-        if hits:
+        hold = self._longest_partial(buffer)
+        first = self._first_hit(buffer)
+        if first is not None and first <= len(buffer) - hold:
+            # No longer stop string that starts earlier can still complete: this is the cut.
             self.stopped = True
             self._held = ""
-            return buffer[: min(hits)]
-        hold = self._longest_partial(buffer)
+            return buffer[:first]
         self._held = buffer[len(buffer) - hold :]
         return buffer[: len(buffer) - hold]
 
     def flush(self) -> str:
-        """The held-back text, once no more text will come."""
+        """The held-back text, once no more text will come (up to a stop string it holds)."""
         held, self._held = self._held, ""
-        return "" if self.stopped else held
+        if self.stopped:
+            return ""
+        first = self._first_hit(held)
+        return held if first is None else held[:first]
+
+    def _first_hit(self, buffer: str) -> int | None:
+        hits = [index for stop in self.stops if (index := buffer.find(stop)) >= 0]
+        return min(hits) if hits else None
 
     def _longest_partial(self, buffer: str) -> int:
         """Length of the longest suffix of `buffer` that is a proper prefix of a stop string."""
