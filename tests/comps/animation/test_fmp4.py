@@ -233,3 +233,16 @@ def test_bad_settings_are_refused(kwargs: dict[str, float]) -> None:
     settings: dict[str, float] = {"width": W, "height": H, "fps": FPS, **kwargs}
     with pytest.raises(ValueError, match="must be positive"):
         LiveMp4Encoder(sink=Recorder(), **settings)  # type: ignore[arg-type]
+
+
+def test_a_keyframe_asked_for_sends_every_frame_before_it_out() -> None:
+    rec = Recorder()
+    enc = LiveMp4Encoder(width=W, height=H, fps=FPS, sink=rec, fragment_s=0.5)
+    enc.write_audio(chirp(1.0))
+    for n in range(9):  # a batch of frames 0..8, the last one asked to start a fragment
+        enc.write_frame(picture(n, W, H), keyframe=n == 8)
+    sent = video_fragments(rec.data)
+    assert sum(count for count, _ in sent) == 8  # frames 0..7 are out before the next batch exists
+    assert [count for count, _ in sent] == [1, 1, 2, 4]  # the schedule's keyframes 1, 2, 4, then the asked 8
+    enc.close()
+    assert video_fragments(rec.data)[-1] == (1, True)  # frame 8 began the last fragment, a keyframe
