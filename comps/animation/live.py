@@ -59,9 +59,9 @@ class LiveVideo:
         anyio.from_thread.run_sync(self._wake)
 
     def close(self) -> None:
-        """Event loop: the file is complete (and `final` names it once renamed), or abandoned."""
+        """Worker thread: the file is complete (and `final` names it once renamed), or abandoned."""
         self.done = True
-        self._wake()
+        anyio.from_thread.run_sync(self._wake)
 
     def _wake(self) -> None:
         self._changed.set()

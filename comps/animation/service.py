@@ -126,7 +126,7 @@ class AnimationService:
         return LiveSession(id=video_id, video_url=f"{base_url}/v1/videos/{video_id}"), render, video
 
     def finish_live(self, session: LiveSession, render: LiveRender, completed: bool) -> dict[str, object]:
-        """Commit a completed stream's video (or discard an abandoned one) and stop following it."""
+        """Blocking (file renames and pruning): commit a completed stream's video, or discard an abandoned one."""
         video = self.live.pop(session.id)
         if not completed or render.result is None:
             self.store.discard(session.id)

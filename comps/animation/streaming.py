@@ -20,6 +20,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
+import anyio
+import anyio.to_thread
 import numpy as np
 from fastapi import WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -82,7 +84,10 @@ async def serve_stream(
     completed = False
     try:
         try:
-            start = StreamStart.model_validate_json(await ws.receive_text())
+            first_message = await ws.receive()
+            if first_message["type"] == "websocket.disconnect":
+                raise WebSocketDisconnect(first_message.get("code", 1000))
+            start = StreamStart.model_validate_json(first_message.get("text") or "")  # speech before it: refused
         except ValidationError as exc:
             first = exc.errors()[0]
             param = ".".join(str(p) for p in first["loc"]) or None
@@ -117,7 +122,7 @@ async def serve_stream(
                 if start.video:
                     await ws.send_bytes(chunk)
         completed = True
-        await ws.send_json({"type": "done", **finish(session, render, True)})
+        await ws.send_json({"type": "done", **await anyio.to_thread.run_sync(finish, session, render, True)})
         await ws.close()
     except WebSocketDisconnect:
         logger.info("stream client went away; render stopped")
@@ -130,7 +135,8 @@ async def serve_stream(
         await _fail(ws, InternalError(f"stream failed: {type(exc).__name__}"))
     finally:
         if opened is not None and not completed:
-            finish(opened[0], opened[1], False)
+            with anyio.CancelScope(shield=True):  # the partial file goes even when this task is being cancelled
+                await anyio.to_thread.run_sync(finish, opened[0], opened[1], False)
 
 
 async def _fail(ws: WebSocket, error: ServiceError) -> None:

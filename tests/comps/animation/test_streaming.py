@@ -117,6 +117,9 @@ def test_protocol_mistakes_are_error_events_in_the_envelope(tmp_path: Path, shar
                 if code is not None:
                     assert error["error"]["code"] == code
         with client.websocket_connect("/v1/animation/stream") as ws:
+            ws.send_bytes(b"\x00\x01")  # speech before the start
+            assert ws.receive_json()["error"]["code"] == "bad_start"
+        with client.websocket_connect("/v1/animation/stream") as ws:
             ws.send_text('{"type": "start"}')
             assert ws.receive_json()["type"] == "started"
             ws.send_bytes(b"\x00\x01\x02")  # half a sample
