@@ -1,4 +1,4 @@
-"""The `avatarchat` command: serve one service, download weights, run the whole stack, ask once."""
+"""The `avatarchat` command: serve one service, download weights, check or run the whole stack, ask once."""
 
 from __future__ import annotations
 
@@ -70,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--no-ui", action="store_true", help="do not start the Gradio page")
     up.add_argument("--host", default="127.0.0.1", help="listen address for every service")
 
+    doctor = commands.add_parser("doctor", help="check every model, ffmpeg and the ports; start nothing")
+    doctor.add_argument("--no-ui", action="store_true", help="the page will not be started: skip its port")
+    doctor.add_argument("--host", default="127.0.0.1", help="the address `up` will listen on")
+
     ask = commands.add_parser("ask", help="run the pipeline once: question in, talking video out")
     ask.add_argument("audio", nargs="?", type=Path, help="a spoken question (any audio file)")
     ask.add_argument("--text", default=None, help="a typed question instead of audio")
@@ -107,6 +111,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from cli.up import run_up
 
         return run_up(args)
+    if args.command == "doctor":
+        from cli.preflight import preflight, print_table
+
+        problems = preflight(host=args.host, fetch=False, ui=not args.no_ui)
+        print_table(problems)
+        return 1 if problems else 0
     from cli.ask import run_ask
 
     return run_ask(args)

@@ -1,7 +1,9 @@
 """`avatarchat up`: every service, the gateway (and the UI) on this machine, readiness-gated, stopped cleanly.
 
-Each service runs as its own `avatarchat serve <name>` process (its models load in parallel with the
-others', and a crash stays contained); the gateway starts once all four answer `/ready`.
+First the preflight (`cli/preflight.py`): every weight file (downloaded where allowed), ffmpeg and
+the ports, and one table of what is missing instead of four services failing. Each service runs as
+its own `avatarchat serve <name>` process (its models load in parallel with the others', and a
+crash stays contained); the gateway starts once all four answer `/ready`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from types import FrameType
 
 import httpx
 
+from cli.preflight import preflight, print_table
 from comps.animation.settings import AnimationSettings
 from comps.asr.settings import AsrSettings
 from comps.core.settings import ServiceSettings, load_settings
@@ -140,6 +143,10 @@ def run_up(args: argparse.Namespace) -> int:
         logger.info("received %s, stopping", signal.Signals(signum).name)
         stack.stop.set()
 
+    problems = preflight(host=args.host, fetch=True, ui=not args.no_ui)
+    if problems:
+        print_table(problems, sys.stderr)
+        return 1
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         ports = {name: load_settings(settings).port for name, settings in SETTINGS.items()}

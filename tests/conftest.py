@@ -29,3 +29,9 @@ def real_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
     from support.stack import serve_real_services
 
     yield from serve_real_services(tmp_path_factory.mktemp("real-models"))
+
+
+@pytest.fixture(scope="session")
+def embedded_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model cache for the session's tests on the embedded defaults (the GGUF is dequantized into it once)."""
+    return tmp_path_factory.mktemp("embedded-model-cache")

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
-from comps.animation.backends.wav2lip import GFPGAN, WAV2LIP, WAV2LIP_GAN
+from comps.animation.backends.networks import GFPGAN_MODES, SADTALKER_MODES
+from comps.animation.backends.sadtalker import checkpoint_dir as sadtalker_folder
+from comps.animation.backends.wav2lip import CHECKPOINTS, GFPGAN, WAV2LIP, WAV2LIP_GAN, checkpoint
 from comps.animation.detect import RETINAFACE
+from comps.animation.sadtalker.checkpoints import CheckpointMissingError, mapping_name, safetensors_name
 from comps.animation.settings import AnimationSettings
 from comps.core.settings import load_settings
 from comps.core.weights import WeightSpec, resolve_weight
@@ -54,3 +59,32 @@ def download_sadtalker() -> list[Path]:
     """
     settings = load_settings(AnimationSettings)
     return _fetch(SADTALKER, explicit=settings.sadtalker_checkpoint_dir)
+
+
+def weight_checks(settings: AnimationSettings) -> list[Callable[[], Path]]:
+    """One look-up per weight file the enabled modes load (what `load_networks` finds), for a preflight.
+
+    Each returns the file's path or raises `WeightsMissingError` (SadTalker's: `CheckpointMissingError`);
+    each downloads only where `settings.offline` allows, as the service itself would.
+    """
+    modes = settings.modes
+    checks: list[Callable[[], Path]] = [
+        functools.partial(checkpoint, settings, CHECKPOINTS[mode], mode=mode) for mode in modes if mode in CHECKPOINTS
+    ]
+    found = functools.partial(resolve_weight, explicit=settings.checkpoint_dir, cache_dir=settings.model_cache_dir)
+    if not GFPGAN_MODES.isdisjoint(modes):
+        checks.append(functools.partial(found, GFPGAN[settings.gfpgan_model_version], offline=settings.offline))
+    if settings.face_detector == "retinaface":
+        checks.append(functools.partial(found, RETINAFACE, offline=settings.offline))
+    if not SADTALKER_MODES.isdisjoint(modes):
+        folder = sadtalker_folder(settings)
+        names = (safetensors_name(settings.sadtalker_size), mapping_name(settings.sadtalker_preprocess))
+        checks += [functools.partial(_sadtalker_file, folder, name) for name in names]
+    return checks
+
+
+def _sadtalker_file(folder: Path, name: str) -> Path:
+    path = folder / name
+    if not path.is_file():
+        raise CheckpointMissingError(name, folder)
+    return path

@@ -247,5 +247,3 @@ class Wav2LipRenderer:
             assert self.enhancer is not None and track.align is not None  # checked in frames()
             frames = self.enhancer.enhance(frames, [track.align[j] for j in sources])
         return frames
-
-

@@ -41,6 +41,10 @@ def _modes(value: object) -> object:
 Mode = Annotated[ModeName, BeforeValidator(_mode)]
 
 
+# A public-domain portrait shipped with the package, so FACE is optional.
+DEFAULT_AVATAR = Path(__file__).resolve().parent / "assets" / "default_avatar.png"
+
+
 class AnimationSettings(ServiceSettings):
     """Everything the animation process reads from its environment.
 
@@ -79,9 +83,9 @@ class AnimationSettings(ServiceSettings):
     )
     # Output frame rate when the request names none (a video avatar's own rate wins over it).
     fps: float = Field(default=25.0, gt=0, le=60, validation_alias=env_alias("ANIMATION_FPS", "FPS"))
-    # The default avatar (image or short video), registered at start-up as id `default`. Unset: no
-    # default, and every request must name an `avatar`.
-    face: Path | None = Field(default=None, validation_alias=env_alias("ANIMATION_FACE", "FACE"))
+    # The default avatar (image or short video), registered at start-up as id `default`; unset, the
+    # portrait shipped in the package (comps/animation/assets/README.md says whose, and its licence).
+    face: Path | None = Field(default=DEFAULT_AVATAR, validation_alias=env_alias("ANIMATION_FACE", "FACE"))
     # OPEA's FACESIZE is Wav2Lip's fixed 96-pixel face input; accepted, and only 96 makes sense.
     facesize: int = Field(default=96, ge=96, le=96, validation_alias=env_alias("ANIMATION_FACESIZE", "FACESIZE"))
     # OPEA's OUTFILE (one shared result path) is accepted and ignored: each video gets its own id in output_dir.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from comps.asr.backends.registry import BACKENDS
@@ -24,3 +25,8 @@ def download_whisper(settings: AsrSettings | None = None) -> list[Path]:
     if location.is_file():
         return [location]
     return sorted(path for path in location.rglob("*") if path.is_file() and ".cache" not in path.parts)
+
+
+def weight_checks(settings: AsrSettings) -> list[Callable[[], Path]]:
+    """The look-up a preflight runs: the model's file or folder (downloaded only where `settings.offline` allows)."""
+    return [lambda: BACKENDS[settings.backend].locate(settings)]

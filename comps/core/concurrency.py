@@ -246,4 +246,3 @@ def iterate_in_thread(work: ThreadWork[T], *, buffer: int, name: str) -> Generat
             worker.join()
 
     return read()
-

@@ -18,7 +18,26 @@ logger = logging.getLogger(__name__)
 
 
 class WeightsMissingError(FileNotFoundError):
-    """A model file is not on disk and cannot be downloaded here."""
+    """A model file is not on disk and cannot be downloaded here.
+
+    Besides the message, the parts a preflight table shows (each may be unknown): `what` is missing,
+    the places `searched`, the `command` that fetches it and the `setting` that can point at a copy.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        what: str | None = None,
+        searched: tuple[Path, ...] = (),
+        command: str | None = None,
+        setting: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.what = what
+        self.searched = searched
+        self.command = command
+        self.setting = setting
 
 
 @dataclass(frozen=True)
@@ -44,7 +63,9 @@ class WeightSpec:
         return cache_dir / self.component / self.filename
 
 
-def resolve_weight(spec: WeightSpec, *, explicit: Path | None, cache_dir: Path, offline: bool) -> Path:
+def resolve_weight(
+    spec: WeightSpec, *, explicit: Path | None, cache_dir: Path, offline: bool, setting: str | None = None
+) -> Path:
     """Find a weight file, downloading it into the cache when allowed.
 
     Args:
@@ -52,6 +73,7 @@ def resolve_weight(spec: WeightSpec, *, explicit: Path | None, cache_dir: Path, 
         explicit: a path set by the operator; a file, or a folder holding `spec.filename`.
         cache_dir: the model cache root.
         offline: never try the network.
+        setting: the variable that can point at a local copy, named when the file is missing.
 
     Raises:
         WeightsMissingError: with the file name, the places searched and how to get it.
@@ -67,20 +89,26 @@ def resolve_weight(spec: WeightSpec, *, explicit: Path | None, cache_dir: Path, 
     if cached.is_file():
         return cached
     if offline or (spec.hf_repo is None and spec.url is None):
-        raise _missing(spec, searched, reason="offline mode" if offline else "no download source is known")
+        reason = "offline mode" if offline else "no download source is known"
+        raise _missing(spec, searched, reason=reason, setting=setting)
     try:
         return download(spec, cache_dir=cache_dir)
     except OSError as exc:
-        raise _missing(spec, searched, reason=f"download failed: {exc}") from exc
+        raise _missing(spec, searched, reason=f"download failed: {exc}", setting=setting) from exc
 
 
-def _missing(spec: WeightSpec, searched: list[Path], *, reason: str) -> WeightsMissingError:
+def _missing(spec: WeightSpec, searched: list[Path], *, reason: str, setting: str | None = None) -> WeightsMissingError:
     places = ", ".join(str(p) for p in searched)
     source = spec.hf_repo and f"Hugging Face repo {spec.hf_repo}" or spec.url or "its publisher"
+    command = f"avatarchat download {spec.component}"
     return WeightsMissingError(
         f"weight file {spec.filename!r} not found ({reason}); searched: {places}. "
-        f"Fetch it with `avatarchat download {spec.component}` on a machine with network access "
-        f"(source: {source}), or point the service's checkpoint setting at a local copy."
+        f"Fetch it with `{command}` on a machine with network access "
+        f"(source: {source}), or point {setting or 'the service checkpoint setting'} at a local copy.",
+        what=spec.filename,
+        searched=tuple(searched),
+        command=command,
+        setting=setting,
     )
 
 

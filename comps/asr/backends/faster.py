@@ -16,8 +16,10 @@ from comps.asr.backends.base import (
     join_segments,
     served_name,
 )
+from comps.asr.embedded import embedded_model
 from comps.asr.languages import LANGUAGES
 from comps.asr.settings import AsrSettings
+from comps.core.embedded import embedded_name
 from comps.core.weights import resolve_snapshot
 
 logger = logging.getLogger(__name__)
@@ -32,12 +34,15 @@ def _known_repos() -> dict[str, str]:
 
 
 def locate_model(settings: AsrSettings) -> Path:
-    """The CTranslate2 model folder for `settings.model`: a local folder, a size or a repo id.
+    """The CTranslate2 model folder for `settings.model`: an embedded model, a local folder, a size or a repo id.
 
     Raises:
         WeightsMissingError: not on disk and not downloadable here (offline or no network).
         ValueError: the name is neither a folder, a known size nor a repo id.
     """
+    embedded = embedded_name(settings.model)
+    if embedded is not None:
+        return embedded_model(embedded, cache_dir=settings.model_cache_dir)
     local = Path(settings.model).expanduser()
     if local.is_dir():
         return local

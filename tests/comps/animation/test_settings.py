@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from comps.animation.backends import BACKENDS
-from comps.animation.settings import AnimationSettings, ModeName
+from comps.animation.settings import DEFAULT_AVATAR, AnimationSettings, ModeName
 from comps.core.settings import SettingsError, load_settings
 
 OPEA = (
@@ -35,7 +35,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_defaults() -> None:
     s = load_settings(AnimationSettings)
     assert s.port == 9066
-    assert (s.inference_mode, s.modes, s.fps, s.face_detector, s.face) == ("wav2lip", ["wav2lip"], 25.0, "haar", None)
+    assert (s.inference_mode, s.modes, s.fps, s.face_detector) == ("wav2lip", ["wav2lip"], 25.0, "haar")
+    assert s.face == DEFAULT_AVATAR and s.face.is_file()  # the shipped portrait: FACE is optional
     assert (s.batch_size, s.bf16, s.compile, s.upscale_factor, s.gfpgan_model_version) == (16, None, False, 1, "1.4")
 
 

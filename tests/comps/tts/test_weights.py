@@ -12,7 +12,7 @@ from support.models import piper_voice_paths
 from comps.core.weights import WeightsMissingError
 from comps.tts.download import download_piper
 from comps.tts.settings import TtsSettings
-from comps.tts.weights import PIPER_SPECS, piper_default_voice, speecht5_model_dirs, speecht5_speakers
+from comps.tts.weights import PIPER_SPECS, PIPER_VOICE, piper_default_voice, speecht5_model_dirs, speecht5_speakers
 
 
 def test_piper_voice_by_explicit_path(tmp_path: Path) -> None:
@@ -29,15 +29,21 @@ def test_piper_voice_without_its_config_is_named(tmp_path: Path) -> None:
 
 def test_offline_default_voice_missing_says_how_to_get_it(tmp_path: Path) -> None:
     with pytest.raises(WeightsMissingError, match=r"en_US-lessac-medium\.onnx.*avatarchat download piper"):
-        piper_default_voice(TtsSettings(model_cache_dir=tmp_path, offline=True))
+        piper_default_voice(TtsSettings(model=PIPER_VOICE, model_cache_dir=tmp_path, offline=True))
 
 
-def test_default_voice_found_in_the_cache(tmp_path: Path) -> None:
+def test_unset_the_voice_is_the_embedded_joe(tmp_path: Path) -> None:
+    paths = piper_voice_paths()
+    files = piper_default_voice(TtsSettings(model_cache_dir=tmp_path, offline=True))
+    assert (files.model, files.config) == (paths.model, paths.config)
+
+
+def test_lessac_found_in_the_cache(tmp_path: Path) -> None:
     paths = piper_voice_paths()
     for spec, source in zip(PIPER_SPECS, (paths.model, paths.config), strict=True):
         spec.cache_path(tmp_path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(source, spec.cache_path(tmp_path))
-    files = piper_default_voice(TtsSettings(model_cache_dir=tmp_path, offline=True))
+    files = piper_default_voice(TtsSettings(model=PIPER_VOICE, model_cache_dir=tmp_path, offline=True))
     assert files.model == PIPER_SPECS[0].cache_path(tmp_path)
 
 
