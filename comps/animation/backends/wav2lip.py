@@ -106,6 +106,10 @@ def load_renderers(
     for mode, path in paths.items():
         modes_of.setdefault(path.resolve(), []).append(mode)
     renderers: dict[str, Wav2LipRenderer] = {}
+    bf16 = device.bf16(settings.bf16)
+    why = "as ANIMATION_BF16 sets" if settings.bf16 is not None else "ANIMATION_BF16=auto"
+    native = "native bf16 kernels" if device.native_bf16 else "no native bf16 kernels"
+    logger.info("Wav2Lip runs in %s (%s; %s here)", "bf16" if bf16 else "fp32", why, native)
     for path, modes in modes_of.items():
         enhances = not ENHANCING.isdisjoint(modes)
         logger.info("loading Wav2Lip %s for %s", path, ", ".join(modes))
@@ -113,7 +117,7 @@ def load_renderers(
             model=load_wav2lip(path, device=device.torch_device),
             device=device,
             batch_size=settings.batch_size,
-            bf16=device.bf16(settings.bf16),
+            bf16=bf16,
             compile=settings.compile,
             enhancer=required(enhancer, "GFPGAN") if enhances else None,
             ffmpeg=settings.ffmpeg,

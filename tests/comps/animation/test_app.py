@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from support.wav2lip_weights import write_checkpoint
 from comps.animation.app import create_app
 from comps.animation.settings import AnimationSettings
 from comps.core.audio import encode_wav
+from comps.core.device import resolve_device
 from comps.core.weights import WeightsMissingError
 
 SR = 16_000
@@ -256,3 +258,21 @@ async def test_missing_gfpgan_names_its_file(tmp_path: Path, shared_dir: Path) -
     with pytest.raises(WeightsMissingError, match=r"GFPGANv1\.4\.pth.*avatarchat download gfpgan"):
         async with app.router.lifespan_context(app):
             pass
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(None, None), (False, "fp32"), (True, "bf16")])
+async def test_the_start_logs_whether_wav2lip_runs_in_bf16(
+    tmp_path: Path,
+    checkpoints: Path,
+    shared_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+    setting: bool | None,
+    expected: str | None,
+) -> None:
+    caplog.set_level(logging.INFO, logger="comps.animation.backends.wav2lip")
+    async with serve(create_app(settings_for(tmp_path, checkpoints, shared_dir, bf16=setting))):
+        pass
+    native = resolve_device("cpu").native_bf16
+    chosen = expected or ("bf16" if native else "fp32")  # auto: bf16 exactly where the CPU has native kernels
+    why = "ANIMATION_BF16=auto" if setting is None else "as ANIMATION_BF16 sets"
+    assert f"Wav2Lip runs in {chosen} ({why}; {'native' if native else 'no native'} bf16 kernels here)" in caplog.text
