@@ -16,6 +16,7 @@ from comps.animation.backends import BACKENDS
 from comps.animation.backends.base import AnimationBackend
 from comps.animation.backends.networks import load_networks
 from comps.animation.detect import RETINAFACE, FaceDetector, HaarDetector, RetinaFaceDetector
+from comps.animation.live import follow_file
 from comps.animation.schemas import (
     AnimationRequest,
     AnimationResponse,
@@ -196,12 +197,18 @@ def create_app(settings: AnimationSettings | None = None, backend: AnimationBack
         """A rendered MP4; HTTP Range requests get 206 partial content, so players can seek.
 
         A video still being streamed (`WS /v1/animation/stream`) is sent as it is made, from its first
-        byte to its last (a fragmented MP4, playable while it grows); Range applies once it is complete.
+        byte to its last (a fragmented MP4, playable while it grows), by this replica or, from the
+        shared store, by any other; Range applies once it is complete.
         """
         animation = service(request)
         live = animation.live.get(video_id)
         if live is not None:
             return StreamingResponse(live.chunks(), media_type="video/mp4", headers={"Cache-Control": "no-store"})
+        partial = animation.store.partial_path(video_id)  # streamed by another replica on the same store
+        if partial is not None:
+            return StreamingResponse(
+                follow_file(partial), media_type="video/mp4", headers={"Cache-Control": "no-store"}
+            )
         return FileResponse(animation.store.path(video_id), media_type="video/mp4")
 
     @app.websocket("/v1/animation/stream")

@@ -8,6 +8,7 @@ reuses the stored track and analyses, so a request never re-detects or re-analys
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -37,6 +38,8 @@ DEFAULT_ID = "default"
 AVATAR_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 PREVIEW_SIDE = 320  # longer side of the gallery preview PNG, in pixels
 MAX_NAME = 100
+# A staging folder untouched this long is a crash's leftover, not a registration in progress.
+STALE_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -99,16 +102,13 @@ class AvatarRegistry:
         self._tracks: OrderedDict[str, FaceTrack] = OrderedDict()  # least recently used first
         self._default: Avatar | None = None
         root.mkdir(parents=True, exist_ok=True)
-        self._infos: dict[str, AvatarInfo] = {}
-        for meta in sorted(root.glob("*/meta.json")):
-            try:
-                info = AvatarInfo(**json.loads(meta.read_text()))
-            except (OSError, ValueError, TypeError) as exc:
-                logger.warning("skipping unreadable avatar %s: %s", meta.parent, exc)
-                continue
-            self._infos[info.id] = info
-        for stale in root.glob(".tmp-*"):  # half-written registrations from a crash
-            shutil.rmtree(stale, ignore_errors=True)
+        # Half-written registrations a crash left behind; only old ones: on a store that several
+        # replicas share, a recent one is another replica's registration in progress.
+        cutoff = time.time() - STALE_S
+        for stale in root.glob(".tmp-*"):
+            with contextlib.suppress(OSError):
+                if stale.stat().st_mtime < cutoff:
+                    shutil.rmtree(stale, ignore_errors=True)
 
     def _detect(self, data: bytes, *, param: str) -> tuple[Media, FaceTrack]:
         media = decode_media(data, max_frames=self.max_frames, max_side=self.max_side, param=param)
@@ -150,7 +150,6 @@ class AvatarRegistry:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         with self._lock:
-            self._infos[avatar_id] = info
             self._remember(avatar_id, track)
         logger.info("registered avatar %s (%s, %d frames, %dx%d)", avatar_id, media.kind, info.frames, width, height)
         return Avatar(info=info, track=track)
@@ -186,10 +185,9 @@ class AvatarRegistry:
         return self._default
 
     def list(self) -> list[AvatarInfo]:
-        """Every avatar, the default first, then by registration time."""
-        with self._lock:
-            infos = sorted(self._infos.values(), key=lambda i: i.created)
-        return ([self._default.info] if self._default else []) + infos
+        """Every avatar in the store (whichever replica registered it), the default first, then by registration time."""
+        infos = [info for meta in self.root.glob("*/meta.json") if (info := _read_info(meta)) is not None]
+        return ([self._default.info] if self._default else []) + sorted(infos, key=lambda i: i.created)
 
     def info(self, avatar_id: str, *, param: str = "avatar") -> AvatarInfo:
         """An avatar's metadata (cheap).
@@ -200,8 +198,7 @@ class AvatarRegistry:
         check_id(avatar_id, param=param)
         if avatar_id == DEFAULT_ID and self._default is not None:
             return self._default.info
-        with self._lock:
-            found = self._infos.get(avatar_id)
+        found = _read_info(self.root / avatar_id / "meta.json")  # the store's, not this process's memory
         if found is None:
             raise NotFound(f"avatar {avatar_id!r} does not exist", param=param, code="avatar_not_found")
         return found
@@ -227,7 +224,6 @@ class AvatarRegistry:
             raise InvalidRequest("the default avatar cannot be deleted", param="id", code="default_avatar")
         self.info(avatar_id, param="id")
         with self._lock:
-            self._infos.pop(avatar_id, None)
             self._tracks.pop(avatar_id, None)
         shutil.rmtree(self.root / avatar_id, ignore_errors=True)
 
@@ -292,6 +288,17 @@ class AvatarRegistry:
                 logger.info("avatar analysed for %s", name)
             found[name] = stored
         return replace(track, analysis=found)
+
+
+def _read_info(meta: Path) -> AvatarInfo | None:
+    """An avatar's stored metadata; None when it is not there (or not readable)."""
+    try:
+        return AvatarInfo(**json.loads(meta.read_text()))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError) as exc:
+        logger.warning("skipping unreadable avatar %s: %s", meta.parent, exc)
+        return None
 
 
 def _save_track(folder: Path, track: FaceTrack) -> None:

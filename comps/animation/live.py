@@ -89,6 +89,26 @@ class LiveVideo:
                     await changed.wait()
 
 
+async def follow_file(path: Path, *, poll_s: float = 0.1, block: int = 64 * 1024) -> AsyncIterator[bytes]:
+    """Another replica's live video on the shared store: its partial file's bytes, followed until it is complete.
+
+    The writer is in another process, so there is nothing to wait on but the file: it is read as it
+    grows, polling, until it is renamed to its final name (the open handle reads on: same file) or
+    removed (an abandoned render ends the stream where it was).
+    """
+    async with await anyio.open_file(path, "rb") as handle:
+        while True:
+            data = await handle.read(block)
+            if data:
+                yield data
+            elif not await anyio.Path(path).exists():  # committed or discarded: the handle reads the end
+                while data := await handle.read(block):
+                    yield data
+                return
+            else:
+                await anyio.sleep(poll_s)
+
+
 class LiveRender:
     """One live render's worker: blocking `run`, fed through `push`/`end` from any thread."""
 

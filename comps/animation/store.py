@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -15,21 +17,29 @@ logger = logging.getLogger(__name__)
 VIDEO_ID = re.compile(r"^[0-9a-f]{32}$")
 SUFFIX = ".mp4"
 PARTIAL = ".partial.mp4"  # ffmpeg picks the container from the extension, so a partial file still ends in .mp4
+STALE_S = 600.0  # a partial file not written to for this long is a crash's leftover
 
 
 class OutputStore:
     """Videos at `<root>/<id>.mp4`; ids are made here, never taken from a request's path or body."""
 
     def __init__(self, *, root: Path, retention: int) -> None:
-        """Open (and create) the folder, removing partial files a crash left behind."""
+        """Open (and create) the folder, removing partial files a crash left behind.
+
+        Only stale ones: on a store several replicas share, a partial file written to recently is
+        another replica's render in progress (a render writes to its file every fraction of a second).
+        """
         if retention < 1:
             raise ValueError(f"retention must be >= 1, got {retention}")
         self.root = root
         self.retention = retention
         self._lock = threading.Lock()
         root.mkdir(parents=True, exist_ok=True)
+        cutoff = time.time() - STALE_S
         for stale in root.glob(f"*{PARTIAL}"):
-            stale.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                if stale.stat().st_mtime < cutoff:
+                    stale.unlink()
 
     def reserve(self) -> tuple[str, Path]:
         """A new id and the partial path to render into (made final by `commit`)."""
@@ -50,6 +60,13 @@ class OutputStore:
     def discard(self, video_id: str) -> None:
         """Remove a partial render (after a failure)."""
         (self.root / f"{video_id}{PARTIAL}").unlink(missing_ok=True)
+
+    def partial_path(self, video_id: str) -> Path | None:
+        """The file of a video being rendered (by any replica on this store), or None."""
+        if not VIDEO_ID.fullmatch(video_id):
+            return None
+        path = self.root / f"{video_id}{PARTIAL}"
+        return path if path.is_file() else None
 
     def path(self, video_id: str) -> Path:
         """The file of a finished video.

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
 
-from comps.animation.store import OutputStore
+from comps.animation.store import STALE_S, OutputStore
 from comps.core.errors import InvalidRequest, NotFound
 
 
@@ -48,8 +49,13 @@ def test_discard_and_stale_partials(tmp_path: Path) -> None:
     assert not partial.exists()
     _, crashed = store.reserve()
     crashed.write_bytes(b"half")
-    OutputStore(root=tmp_path, retention=2)  # a restart cleans up
+    _, rendering = store.reserve()
+    rendering.write_bytes(b"being written")
+    stale = time.time() - STALE_S - 1
+    os.utime(crashed, (stale, stale))
+    OutputStore(root=tmp_path, retention=2)  # a restart (or another replica's start) cleans up
     assert not crashed.exists()
+    assert rendering.exists()  # written to recently: another replica's render on the shared store
 
 
 @pytest.mark.parametrize("bad", ["../secret", "x" * 32, "ABCDEF0123456789ABCDEF0123456789", "", "a/b"])
