@@ -1,43 +1,45 @@
 """A live fragmented MP4 (H.264 + AAC) of a streamed talking-head answer, encoded in-process with PyAV.
 
 The bytes form one continuous stream a browser's MediaSource can append as they arrive: the init
-segment (ftyp + moov) and then moof + mdat fragments, each starting with an IDR frame.
+segment (ftyp + moov) and then moof + mdat fragments.
 
-Fragments: a keyframe is forced every `floor(fps * fragment_s)` frames (12 at 25 fps and 0.5 s)
-and the muxer cuts a fragment at every keyframe (`frag_keyframe`), so no fragment lasts longer
-than `fragment_s`. The muxer can only close a fragment when the next keyframe arrives, so the
-first fragments are short and grow: keyframes at frames 0, 1, 2, 4, 8, ... (powers of two below the
-GOP), then every GOP. Frame 0 goes out alone, with the init segment, while frame 1 is written, and a
-player starting then is never more than a short fragment behind the render while the render itself
-is barely ahead of the clock (the answer's first second). No
-`frag_duration` is set: the audio track would trip it mid-GOP and start a fragment on a P-frame.
+Fragments are ours (`comps.animation.fragments`): `flush()` writes everything encoded so far as one
+fragment at once, so a caller that renders in batches flushes after each and every frame of the
+batch goes out with it (libavformat's muxer would hold each batch's last frame until the next
+keyframe, that is until the next batch exists). A fragment also starts at every keyframe, forced
+every `floor(fps * fragment_s)` frames (12 at 25 fps and 0.5 s), so no fragment is longer than
+`fragment_s` and a reader can start decoding at any fragment boundary that has one.
 
-Clock: video frame i is at i / fps and speech sample n at n / sample_rate. The AAC encoder's
-1024 samples of priming are kept out of the timeline by an edit list (`delay_moov` lets the muxer
-see the first packets before it writes the moov), so a player, MSE included, drops them.
-Write each span's audio before its frames, as the pipeline has the speech before it renders the
-lips: the muxer interleaves by time and holds video packets until the audio has reached them, and
-AAC needs whole 1024-sample frames plus one of lookahead, so audio written in step with the frames
-holds every fragment back by about 0.2 s (the player could not start sooner anyway: MSE plays
-only where both tracks are buffered).
+The init segment is libavformat's: its mp4 muxer, fed the first packets (`delay_moov` lets it see
+them before it writes the moov), writes the codec configuration and the edit list that keeps the
+AAC encoder's 1024 samples of priming out of the timeline; it goes out with the first fragment.
+Frame 1 is a keyframe as well, which makes the muxer write its moov by then.
+
+Clock: video frame i is at i / fps and speech sample n at n / sample_rate. Write each span's audio
+before its frames, as the pipeline has the speech before it renders the lips (MSE plays only where
+both tracks are buffered, and AAC needs whole 1024-sample frames plus one of look-ahead).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from fractions import Fraction
+from typing import Any
 
 import av
 import numpy as np
 import numpy.typing as npt
 
 from comps.animation.encode import fps_arg
+from comps.animation.fragments import NON_SYNC, SYNC, Run, Sample, fragment, init_segment, length_prefixed, timescales
 
 AUDIO_CODEC = "mp4a.40.2"  # AAC-LC, RFC 6381
 AAC_FRAME = 1024  # samples per AAC-LC frame; FFmpeg's encoder takes exactly this many per call
 AUDIO_BIT_RATE = 48_000  # bit/s; transparent enough for 16 kHz mono speech
 PRESET = "veryfast"  # ~600 frames/s at 256x256, ~170 at 512x512 on 2 cores; ultrafast: 2x faster, a bit bigger
+# The muxer only makes the init segment; the fragments it would write are dropped.
 MOVFLAGS = "empty_moov+delay_moov+default_base_moof+frag_keyframe+skip_trailer"
+VIDEO_TRACK, AUDIO_TRACK = 1, 2  # the muxer's track ids, in the order the streams are added
 
 
 class _SinkFile:
@@ -85,8 +87,18 @@ class LiveMp4Encoder:
         self._pending = np.zeros(0, np.float32)  # speech not yet a whole AAC frame
         self._encoded_samples = 0  # pts of the next AAC frame
         self._closed = False
+        self._sink = sink
+        self._rate = rate
+        self._muxed = bytearray()  # the muxer's output until it holds the init segment
+        self._init: bytes | None = None
+        self._sent_init = False
+        self._video_samples: list[Sample] = []
+        self._video_start = 0  # frame number of the first pending video sample
+        self._audio_samples: list[Sample] = []
+        self._audio_start = 0  # decode time (track ticks) of the first pending audio sample
+        self._sequence = 0
         self._container = av.open(
-            _SinkFile(sink), mode="w", format="mp4", options={"movflags": MOVFLAGS, "flush_packets": "1"}
+            _SinkFile(self._muxed.extend), mode="w", format="mp4", options={"movflags": MOVFLAGS, "flush_packets": "1"}
         )
         try:
             self._video = self._container.add_stream("libx264", rate=rate)
@@ -129,13 +141,8 @@ class LiveMp4Encoder:
             self._encode_audio(self._pending[start : start + AAC_FRAME])
         self._pending = self._pending[whole:]
 
-    def write_frame(self, frame: npt.NDArray[np.uint8], *, keyframe: bool = False) -> None:
-        """Append the next video frame: BGR uint8 of shape (height, width, 3).
-
-        `keyframe` starts a fragment here as well (besides the schedule): writing it sends out every
-        frame before it, so a caller that makes frames in batches marks each batch's last frame, and
-        only that one frame waits for the next batch.
-        """
+    def write_frame(self, frame: npt.NDArray[np.uint8]) -> None:
+        """Append the next video frame: BGR uint8 of shape (height, width, 3); it goes out at the next `flush()`."""
         self._check_open()
         if not isinstance(frame, np.ndarray) or frame.shape != (*self.size, 3) or frame.dtype != np.uint8:
             raise ValueError(f"frame must be uint8 of shape {(*self.size, 3)}, got {_describe(frame)}")
@@ -144,16 +151,66 @@ class LiveMp4Encoder:
             frame = np.pad(frame, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
         picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="bgr24")
         picture.pts = self.frames
-        if keyframe or self._starts_fragment(self.frames):
+        if self.frames % self.gop == 0 or self.frames == 1:  # frame 1 as well: the muxer writes its moov then
             picture.pict_type = av.video.frame.PictureType.I
-        self._container.mux(self._video.encode(picture))
+            self._send()  # a keyframe starts a fragment
+        self._add_video(self._video.encode(picture))
         self.frames += 1
 
-    def _starts_fragment(self, frame: int) -> bool:
-        """Keyframes at 0, 1, 2, 4, 8 ... below one GOP, then every GOP (see the module docstring)."""
-        if frame < self.gop:
-            return frame & (frame - 1) == 0  # 0 and the powers of two
-        return frame % self.gop == 0
+    def flush(self) -> None:
+        """Send everything encoded so far as one fragment (after the init segment, once the muxer has made it)."""
+        self._check_open()
+        self._send()
+
+    def _send(self) -> None:
+        if self._init is None or not (self._video_samples or self._audio_samples):
+            return
+        if not self._sent_init:
+            self._sink(self._init)
+            self._sent_init = True
+        self._sequence += 1
+        video = Run(VIDEO_TRACK, self._video_time(self._video_start), self._video_samples)
+        audio = Run(AUDIO_TRACK, self._audio_start, self._audio_samples)
+        self._sink(fragment(self._sequence, [video, audio]))
+        self._video_start += len(self._video_samples)
+        self._audio_start += sum(sample.duration for sample in self._audio_samples)
+        self._video_samples, self._audio_samples = [], []
+
+    def _video_time(self, number: int) -> int:
+        """Frame `number`'s decode time in the video track's ticks."""
+        return int(number * Fraction(self._rate.denominator, self._rate.numerator) * self._ticks(VIDEO_TRACK))
+
+    def _add_video(self, packets: list[av.Packet[Any]]) -> None:
+        for packet in packets:
+            number = self._video_start + len(self._video_samples)
+            duration = self._video_time(number + 1) - self._video_time(number)
+            flags = SYNC if packet.is_keyframe else NON_SYNC
+            self._video_samples.append(Sample(length_prefixed(bytes(packet)), duration, flags))
+            self._mux(packet)
+
+    def _add_audio(self, packets: list[av.Packet[Any]]) -> None:
+        for packet in packets:  # decode times from 0 at the first (priming) packet; the edit list hides it
+            duration = int(packet.duration or AAC_FRAME) * self._ticks(AUDIO_TRACK) // self.sample_rate
+            self._audio_samples.append(Sample(bytes(packet), duration, SYNC))
+            self._mux(packet)
+
+    def _ticks(self, track: int) -> int:
+        """The track's timescale; before the init segment exists, the muxer's own rule for it."""
+        if self._init is not None:
+            return timescales(self._init)[track]
+        if track == AUDIO_TRACK:
+            return self.sample_rate
+        ticks = self._rate.numerator  # libavformat: the time base's denominator, doubled up to >= 10000
+        while ticks < 10_000:
+            ticks *= 2
+        return ticks
+
+    def _mux(self, packet: av.Packet[Any]) -> None:
+        """Feed the muxer until it has written the init segment; its fragments are not used."""
+        if self._init is not None:
+            return
+        self._container.mux(packet)
+        self._init = init_segment(bytes(self._muxed))
 
     def close(self) -> None:
         """Flush both encoders and write the last fragment; closing twice does nothing."""
@@ -163,8 +220,12 @@ class LiveMp4Encoder:
         try:
             if len(self._pending):
                 self._encode_audio(self._pending)  # a short last frame: the packet's duration stays exact
-            self._container.mux(self._video.encode(None))
-            self._container.mux(self._audio.encode(None))
+            self._add_video(self._video.encode(None))
+            self._add_audio(self._audio.encode(None))
+            if self._init is None:
+                self._container.close()  # a stream too short to have made the moov: the close writes it
+                self._init = init_segment(bytes(self._muxed))
+            self._send()
         finally:
             self._container.close()
 
@@ -173,7 +234,7 @@ class LiveMp4Encoder:
         chunk.sample_rate = self.sample_rate
         chunk.pts = self._encoded_samples
         self._encoded_samples += len(samples)
-        self._container.mux(self._audio.encode(chunk))
+        self._add_audio(self._audio.encode(chunk))
 
     def _check_open(self) -> None:
         if self._closed:

@@ -6,7 +6,7 @@ see `LiveVideo`) and to the caller. Batching follows the playback clock: batches
 double up to `batch` (8 by default: on two cores nearly the throughput of 16 at half the wait); while
 less than `ahead_s` of video is made beyond what a viewer who started at the first frame has seen,
 every ready frame is rendered (no stall); once ahead, the worker waits for a full batch of speech.
-Each batch's last frame starts a fragment, so the batch's other frames go out as soon as it is made.
+Each batch is flushed as one fragment the moment it is encoded, its last frame included.
 """
 
 from __future__ import annotations
@@ -203,14 +203,13 @@ class LiveRender:
         # while the video made is still short, each batch no longer than what is already out plays for.
         frames = session.render(max(self.first_batch, min(self.batch, 2 * session.rendered)))
         # All the speech there is goes in before the frames: the AAC encoder works in 64 ms blocks with
-        # look-ahead, and a fragment closes only once both tracks reach it.
+        # look-ahead, and a player plays only where both tracks are buffered.
         encoder.write_audio(self._speech(session.samples))
-        for k, frame in enumerate(frames):
+        for frame in frames:
             if self._first_frame_at is None:
                 self._first_frame_at = self.clock()
-            # The batch's last frame starts a fragment: writing it sends the batch's other frames out
-            # now, rather than after the next batch is computed.
-            encoder.write_frame(frame, keyframe=k == len(frames) - 1)
+            encoder.write_frame(frame)
+        encoder.flush()  # the whole batch goes out now, its last frame included
         return True
 
     def _played_s(self) -> float:

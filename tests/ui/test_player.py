@@ -68,7 +68,7 @@ def _boxes(data: bytes) -> list[bytes]:
 
 @dataclass
 class FakeVideo:
-    """A real fMP4 in the pieces the animation service sends: init segment with frame 0, then one fragment each."""
+    """A real fMP4 in the pieces the animation service sends: init segment and first batch, then a fragment each."""
 
     pieces: list[bytes]
     mime_type: str
@@ -82,6 +82,8 @@ class FakeVideo:
             t = np.arange(i * per_frame, (i + 1) * per_frame) / SAMPLE_RATE
             encoder.write_audio((0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32))
             encoder.write_frame(_face(0.5 + 0.5 * np.sin(i / 2), (i * 3) % 120))
+            if i % 5 == 4:
+                encoder.flush()  # batches of five, as the live render flushes: most fragments start on a P-frame
         encoder.close()
         boxes = _boxes(b"".join(out))
         assert [box[4:8] for box in boxes[:4]] == [b"ftyp", b"moov", b"moof", b"mdat"]

@@ -82,8 +82,8 @@ def video_fragments(data: bytes) -> list[tuple[int, bool]]:
             trun = parts[b"trun"]
             flags = int.from_bytes(trun[1:4], "big")
             count = struct.unpack(">I", trun[4:8])[0]
-            assert flags & 0x4, "the muxer writes first_sample_flags for video runs"
-            first_flags = struct.unpack(">I", trun[12:16] if flags & 0x1 else trun[8:12])[0]
+            assert flags == 0x701, "data offset, then each sample's duration, size and flags"
+            first_flags = struct.unpack(">I", trun[20:24])[0]  # after count, offset, duration and size
             result.append((count, not first_flags & 0x10000))  # 0x10000: sample_is_non_sync_sample
     return result
 
@@ -103,18 +103,22 @@ def encode(
     return enc
 
 
-def test_the_stream_so_far_is_a_valid_mp4_and_the_first_frame_goes_out_with_frame_one(tmp_path: Path) -> None:
+def test_the_stream_so_far_is_a_valid_mp4_and_a_flush_sends_every_frame_written(tmp_path: Path) -> None:
     rec = Recorder()
     enc = LiveMp4Encoder(width=W, height=H, fps=FPS, sink=rec)
     audio = chirp(1.2)
     enc.write_audio(audio)  # the sentence's speech first, as the pipeline has it before it renders
     enc.write_frame(picture(0))
     enc.write_frame(picture(1))
+    assert rec.data == b""  # nothing goes out before a flush
+    enc.flush()
     head = rec.data
-    assert [kind for kind, _ in boxes(head)] == [b"ftyp", b"moov", b"moof", b"mdat"]  # frame 0's fragment is out
-    assert video_fragments(head) == [(1, True)]
-    for i in range(2, FPS):
+    assert [kind for kind, _ in boxes(head)] == [b"ftyp", b"moov", b"moof", b"mdat"]
+    assert video_fragments(head) == [(2, True)]  # both frames of the batch, the first a keyframe
+    assert b"ftyp" in rec.calls[0] and b"moov" in rec.calls[0]
+    for i in range(2, FPS - 1):
         enc.write_frame(picture(i))
+    enc.flush()
 
     partial = tmp_path / "partial.mp4"
     partial.write_bytes(rec.data)
@@ -123,9 +127,7 @@ def test_the_stream_so_far_is_a_valid_mp4_and_the_first_frame_goes_out_with_fram
     streams = {s["codec_type"]: s for s in info["streams"]}
     assert (streams["video"]["codec_name"], streams["audio"]["codec_name"]) == ("h264", "aac")
     assert (streams["video"]["profile"], streams["video"]["pix_fmt"]) == ("Constrained Baseline", "yuv420p")
-    # Fragments of frames 0, 1-11 and 12-23 are out; 24-... waits for the next keyframe.
-    assert int(streams["video"]["nb_read_frames"]) == 24
-    assert b"ftyp" in rec.calls[0] and b"moov" in rec.calls[0]
+    assert int(streams["video"]["nb_read_frames"]) == FPS - 1  # every frame written is out, the last included
     assert all(kind in {b"moof", b"mdat"} for kind, _ in boxes(rec.data)[2:])
     enc.close()
 
@@ -174,14 +176,15 @@ def test_the_whole_answer_decodes_with_both_tracks_on_one_clock(tmp_path: Path) 
     assert abs(best) <= 16, best  # within 1 ms: the 64 ms of AAC priming did not shift the speech
 
 
-def test_every_fragment_starts_on_a_keyframe_and_lasts_at_most_fragment_s(tmp_path: Path) -> None:
+def test_a_keyframe_every_fragment_s_starts_a_fragment_and_flushes_cut_between(tmp_path: Path) -> None:
     rec = Recorder()
-    enc = encode(rec, seconds=2.6, fragment_s=0.3)
+    enc = encode(rec, seconds=2.6, fragment_s=0.3)  # never flushed: fragments only at the keyframes
     enc.close()
     fragments = video_fragments(rec.data)
     assert all(key for _, key in fragments)
-    # 65 frames, 7 = floor(25 * 0.3): short first fragments (keyframes 0, 1, 2, 4), then one per GOP
-    assert [count for count, _ in fragments] == [1, 1, 2, 3] + [7] * 8 + [2]
+    # 65 frames, 7 = floor(25 * 0.3) per GOP (frame 1 is a keyframe too, for the muxer's moov, but
+    # nothing can go out before that moov exists, so the first fragment is a whole GOP as well)
+    assert [count for count, _ in fragments] == [7] * 9 + [2]
     assert sum(count for count, _ in fragments) == enc.frames
 
     path = tmp_path / "fragments.mp4"
@@ -190,6 +193,16 @@ def test_every_fragment_starts_on_a_keyframe_and_lasts_at_most_fragment_s(tmp_pa
     keys = [float(p["pts_time"]) for p in packets if "K" in p["flags"]]
     assert keys[0] == 0
     assert max(b - a for a, b in zip(keys, keys[1:], strict=False)) <= 0.3 + 1e-6
+
+    batched = Recorder()
+    enc = LiveMp4Encoder(width=W, height=H, fps=FPS, sink=batched, fragment_s=0.5)
+    enc.write_audio(chirp(1.0))
+    for size in (2, 3, 4, 5):  # batches, each flushed: fragments end where the batches do (and at frame 12)
+        for _ in range(size):
+            enc.write_frame(picture(enc.frames))
+        enc.flush()
+    assert [count for count, _ in video_fragments(batched.data)] == [2, 3, 4, 3, 2]
+    assert [key for _, key in video_fragments(batched.data)] == [True, False, False, False, True]
 
 
 def test_an_odd_size_is_padded_by_one_pixel() -> None:
@@ -235,14 +248,20 @@ def test_bad_settings_are_refused(kwargs: dict[str, float]) -> None:
         LiveMp4Encoder(sink=Recorder(), **settings)  # type: ignore[arg-type]
 
 
-def test_a_keyframe_asked_for_sends_every_frame_before_it_out() -> None:
+def test_a_flush_with_nothing_new_writes_nothing_and_close_sends_the_rest() -> None:
     rec = Recorder()
-    enc = LiveMp4Encoder(width=W, height=H, fps=FPS, sink=rec, fragment_s=0.5)
-    enc.write_audio(chirp(1.0))
-    for n in range(9):  # a batch of frames 0..8, the last one asked to start a fragment
-        enc.write_frame(picture(n, W, H), keyframe=n == 8)
-    sent = video_fragments(rec.data)
-    assert sum(count for count, _ in sent) == 8  # frames 0..7 are out before the next batch exists
-    assert [count for count, _ in sent] == [1, 1, 2, 4]  # the schedule's keyframes 1, 2, 4, then the asked 8
+    enc = LiveMp4Encoder(width=W, height=H, fps=FPS, sink=rec)
+    enc.write_audio(chirp(0.5))
+    enc.write_frame(picture(0))
+    enc.flush()  # the muxer has not made its moov yet (it does at frame 1): the frame waits
+    assert rec.data == b""
+    for n in range(1, 9):
+        enc.write_frame(picture(n))
+    enc.flush()
+    sent = len(rec.data)
+    enc.flush()
+    assert len(rec.data) == sent and sum(count for count, _ in video_fragments(rec.data)) == 9
     enc.close()
-    assert video_fragments(rec.data)[-1] == (1, True)  # frame 8 began the last fragment, a keyframe
+    assert sum(count for count, _ in video_fragments(rec.data)) == 9  # no frame twice
+    with av.open(io.BytesIO(rec.data), mode="r") as container:
+        assert len(list(container.decode(video=0))) == 9
