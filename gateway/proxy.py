@@ -35,7 +35,9 @@ def _forwarded(headers: httpx.Headers, names: tuple[str, ...]) -> dict[str, str]
     return {name: headers[name] for name in names if name in headers}
 
 
-@router.api_route("/v1/videos/{video_id}", methods=["GET", "HEAD"], response_class=Response)
+# One route per method, so each OpenAPI operation gets its own operationId (a shared one is invalid).
+@router.get("/v1/videos/{video_id}", response_class=Response)
+@router.head("/v1/videos/{video_id}", response_class=Response)
 async def video(request: Request, video_id: str = Path(pattern=_ID)) -> Response:
     """Stream a rendered video from the animation service; `Range` requests answer 206 with the slice."""
     chatbot: AvatarChatbot = request.app.state.chatbot
@@ -82,13 +84,15 @@ async def _relay(request: Request, path: str) -> Response:
     return Response(upstream.content, status_code=upstream.status_code, headers=_forwarded(upstream.headers, kept))
 
 
-@router.api_route("/v1/avatars", methods=["GET", "POST"], response_class=Response)
+@router.get("/v1/avatars", response_class=Response)
+@router.post("/v1/avatars", response_class=Response)
 async def avatars(request: Request) -> Response:
     """List the avatars, or upload a new one (forwarded as sent, multipart or JSON)."""
     return await _relay(request, "/v1/avatars")
 
 
-@router.api_route("/v1/avatars/{avatar_id}", methods=["GET", "DELETE"], response_class=Response)
+@router.get("/v1/avatars/{avatar_id}", response_class=Response)
+@router.delete("/v1/avatars/{avatar_id}", response_class=Response)
 async def avatar(request: Request, avatar_id: str = Path(pattern=_ID)) -> Response:
     """One avatar (or its removal), as the animation service answers it."""
     return await _relay(request, f"/v1/avatars/{avatar_id}")

@@ -17,6 +17,19 @@ logger = logging.getLogger(__name__)
 DONE = "data: [DONE]\n\n"
 _DONE_DATA = "[DONE]"
 
+_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "one server-sent event; `data` is JSON (or `[DONE]`)",
+    "properties": {"event": {"type": "string"}, "data": {"type": "string"}, "id": {"type": "string"}},
+    "required": ["data"],
+}
+SSE_CONTENT: dict[str, Any] = {"text/event-stream": {"schema": _EVENT_SCHEMA}}
+"""The OpenAPI `content` of an answer that can come as server-sent events, for a route's `responses`.
+
+Before OpenAPI 3.2 (FastAPI writes 3.1) an event stream's `schema` describes each event, with the fields
+3.2 gives an event: `event`, `data`, `id`.
+"""
+
 
 def sse_event(data: Any, *, event: str | None = None) -> str:
     """One SSE event whose data is JSON (or the raw string when `data` is a str)."""

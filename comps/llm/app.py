@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request, Response
 from comps.core.app import create_service_app, require_ready
 from comps.core.disconnect import CLIENT_CLOSED, ClientDisconnected, unless_disconnected
 from comps.core.settings import load_settings
-from comps.core.sse import sse_response
+from comps.core.sse import SSE_CONTENT, sse_response
 from comps.llm.backends.base import ChatBackend
 from comps.llm.backends.openai_compat import open_openai_backend
 from comps.llm.chat import chunk_events, to_completion, to_generation
@@ -63,7 +63,12 @@ def create_app(settings: LlmSettings | None = None, backend: ChatBackend | None 
         lifespan=lifespan,
     )
 
-    @app.post("/v1/chat/completions", tags=["llm"], response_model=None)
+    @app.post(
+        "/v1/chat/completions",
+        tags=["llm"],
+        response_model=None,
+        responses={200: {"model": ChatCompletion, "content": SSE_CONTENT, "description": "JSON, or events"}},
+    )
     async def chat_completions(body: ChatCompletionRequest, http: Request) -> ChatCompletion | Response:
         """Answer a conversation; with `stream: true` as `chat.completion.chunk` server-sent events."""
         require_ready(app)

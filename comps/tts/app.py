@@ -6,6 +6,7 @@ import base64
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI, Request
@@ -15,7 +16,7 @@ from comps.core.app import create_service_app, require_ready
 from comps.core.audio import CONTENT_TYPES, AudioFormat, encode_audio, resample
 from comps.core.contracts import TtsRequest, TtsResponse
 from comps.core.settings import load_settings
-from comps.core.sse import sse_event, sse_response
+from comps.core.sse import SSE_CONTENT, sse_event, sse_response
 from comps.tts.backends import BACKENDS
 from comps.tts.backends.base import TtsBackend
 from comps.tts.schemas import SpeechRequest, VoicesResponse
@@ -27,6 +28,16 @@ logger = logging.getLogger(__name__)
 VERSION = "0.1.0"
 # OPEA's tts_result is a 16 kHz mono PCM16 WAV (what its animation service expects).
 OPEA_SAMPLE_RATE = 16_000
+
+
+# The audio bytes in the requested format's content type, or OpenAI's speech events with `stream_format=sse`.
+_SPEECH_ANSWER: dict[str, Any] = {
+    "description": "audio in `response_format`, or events with `stream_format: sse`",
+    "content": {
+        kind: {"schema": {"type": "string", "format": "binary"}} for kind in sorted(set(CONTENT_TYPES.values()))
+    }
+    | SSE_CONTENT,
+}
 
 
 def _encode(speech: Speech, rate: int, fmt: AudioFormat) -> bytes:
@@ -75,7 +86,7 @@ def create_app(settings: TtsSettings | None = None, backend: TtsBackend | None =
         wav = await anyio.to_thread.run_sync(_encode, speech, OPEA_SAMPLE_RATE, "wav")
         return TtsResponse(tts_result=base64.b64encode(wav).decode("ascii"))
 
-    @app.post("/v1/audio/speech", tags=["tts"], response_model=None)
+    @app.post("/v1/audio/speech", tags=["tts"], response_class=Response, responses={200: _SPEECH_ANSWER})
     async def audio_speech(body: SpeechRequest, request: Request) -> Response:
         """OpenAI: audio bytes in `response_format`; `pcm` streams chunk by chunk; `stream_format=sse` as events."""
         speech_service = service(request)

@@ -16,7 +16,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, 
 from comps.core.device import Device, inference_mode
 from comps.core.errors import InvalidRequest
 from comps.llm.backends.base import FinishReason, Generation, GenerationRequest, TokenUsage
-from comps.llm.backends.sampling import OpenAIPenalties, SeededSampler, StopMatcher, StopWhen
+from comps.llm.backends.sampling import OpenAIPenalties, RepetitionPenalty, SeededSampler, StopMatcher, StopWhen
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +170,8 @@ class LocalModel:
                     on_text(shown)
 
         processors: list[Any] = []
+        if sampling.repetition_penalty is not None and sampling.repetition_penalty != 1.0:
+            processors.append(RepetitionPenalty(penalty=sampling.repetition_penalty))
         if request.presence_penalty or request.frequency_penalty:
             processors.append(
                 OpenAIPenalties(
@@ -191,7 +193,8 @@ class LocalModel:
             pad_token_id=self._defaults.pad_token_id
             if self._defaults.pad_token_id is not None
             else self.tokenizer.pad_token_id,
-            repetition_penalty=sampling.repetition_penalty,
+            # Ours is in `processors` (transformers' rounds a tiny penalty to 0); None would take the model's.
+            repetition_penalty=1.0,
         )
         stopping = [StopWhen(halt), StopWhen(cancel)]
         inputs = torch.tensor([prompt], device=self.device.torch_device)

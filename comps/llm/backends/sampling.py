@@ -16,8 +16,8 @@ import torch
 class SeededSampler:
     """Logits processor that draws the next token (temperature, top-k, top-p) and masks every other token.
 
-    Applied last; `generate(do_sample=False)` then picks the drawn token. Draws happen on the CPU, so
-    the same seed gives the same tokens on every device for the same probabilities.
+    Applied last; `generate(do_sample=False)` then picks the drawn token. The arithmetic and the draw happen
+    on the CPU in float64, so the same seed gives the same tokens on every device for the same scores.
     """
 
     def __init__(self, *, temperature: float, top_k: int | None, top_p: float | None, seed: int) -> None:
@@ -31,7 +31,11 @@ class SeededSampler:
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         """Scores (batch, vocab) → 0 at the drawn token, -inf elsewhere."""
-        logits = scores.float() / self.temperature
+        # float64 on the CPU (Gaudi has no float64), shifted so the best logit is 0 (softmax does not change):
+        # even the smallest temperature > 0 (5e-324, which float32 rounds to 0) then gives the best token(s) 0
+        # and the rest -inf, never NaN.
+        logits = scores.detach().to("cpu", torch.float64)
+        logits = (logits - logits.max(dim=-1, keepdim=True).values) / self.temperature
         if self.top_k is not None and self.top_k < logits.shape[-1]:
             kth = torch.topk(logits, self.top_k, dim=-1).values[..., -1:]
             logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -40,12 +44,37 @@ class SeededSampler:
             sorted_probs = sorted_logits.softmax(dim=-1)
             # Drop a token when the mass before it already reaches top_p; the most likely token always stays.
             drop_sorted = (sorted_probs.cumsum(dim=-1) - sorted_probs) >= self.top_p
+            drop_sorted[..., 0] = False  # also when top_p is below any probability
             drop = drop_sorted.scatter(-1, order, drop_sorted)
             logits = logits.masked_fill(drop, float("-inf"))
-        probs = logits.softmax(dim=-1).cpu()
+        probs = logits.softmax(dim=-1)
         drawn = torch.multinomial(probs, num_samples=1, generator=self.generator).to(scores.device)
         masked = torch.full_like(scores, float("-inf"))
         return masked.scatter(-1, drawn, 0.0)  # type: ignore[return-value]
+
+
+class RepetitionPenalty:
+    """The multiplicative repetition penalty of transformers, vLLM and TGI, over every token seen (prompt included).
+
+    A seen token's logit is divided by `penalty` when positive and multiplied by it when not (1 = none, below 1
+    rewards repeats). Any penalty > 0 is valid, but in the scores' dtype a tiny one rounds to 0 (5e-324 does in
+    float32, and transformers' own processor then makes inf and NaN): it is raised to the dtype's smallest normal
+    number, and a quotient beyond the dtype's range stops at its largest value. Scores keep their dtype and device.
+    """
+
+    def __init__(self, *, penalty: float) -> None:
+        """Create the processor; `penalty` must be > 0."""
+        if not penalty > 0:
+            raise ValueError(f"repetition penalty must be > 0, got {penalty}")
+        self.penalty = penalty
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        """Penalize the scores (batch, vocab) of the tokens in `input_ids` (batch, length)."""
+        limits = torch.finfo(scores.dtype)
+        penalty = max(self.penalty, limits.tiny)
+        seen = scores.gather(-1, input_ids)
+        penalized = torch.where(seen < 0, seen * penalty, (seen / penalty).clamp(max=limits.max))
+        return scores.scatter(-1, input_ids, penalized)  # type: ignore[return-value]
 
 
 class OpenAIPenalties:

@@ -235,6 +235,35 @@ async def test_bad_input_is_400_in_the_envelope(
     assert not_json.status_code == 400
 
 
+# Valid values at the very edge of their ranges; top_p and repetition_penalty 5e-324 (0 in float32) and
+# temperature 5e-324 made NaN probabilities, answered 500 `internal error: RuntimeError` (found by the fuzzer).
+EDGE_SAMPLING: list[dict[str, Any]] = [
+    {"top_p": 5e-324},
+    {"repetition_penalty": 5e-324},
+    {"top_k": 1},
+    {"top_p": 5e-324, "repetition_penalty": 5e-324, "top_k": 1},
+    {"temperature": 5e-324},
+    {"temperature": 5e-324, "repetition_penalty": 5e-324},
+    {"temperature": 0, "repetition_penalty": 5e-324},
+    {"temperature": 2, "top_p": 1, "repetition_penalty": 10, "presence_penalty": -2, "frequency_penalty": 2},
+]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("sampling", EDGE_SAMPLING, ids=lambda fields: ",".join(f"{k}={v}" for k, v in fields.items()))
+async def test_sampling_at_the_edges_answers(
+    sampling: dict[str, Any], settings: LlmSettings, make_backend: Callable[..., TransformersBackend]
+) -> None:
+    body = {"messages": HELLO, "max_tokens": 4, "seed": 1, **sampling}
+    async with serve(settings, make_backend()) as (client, _):
+        response = await client.post("/v1/chat/completions", json=body)
+        streamed = await client.post("/v1/chat/completions", json={**body, "stream": True})
+    assert response.status_code == 200, response.text
+    assert response.json()["usage"]["completion_tokens"] >= 1
+    assert streamed.status_code == 200
+    assert stream_text(streamed.text)[0] == response.json()["choices"][0]["message"]["content"]
+
+
 @pytest.mark.anyio
 async def test_text_content_parts_are_joined(
     settings: LlmSettings, make_backend: Callable[..., TransformersBackend]

@@ -67,6 +67,17 @@ def test_penalties_change_the_greedy_answer(local_model: LocalModel) -> None:
     assert greedy(local_model, repetition_penalty=1.0)[0] == plain[0]
 
 
+def test_repetition_penalty_matches_transformers_own(local_model: LocalModel) -> None:
+    # Ours replaced transformers' (which rounds a tiny penalty to 0): the same greedy tokens for ordinary values.
+    prompt = local_model.encode(GenerationRequest(messages=HELLO))
+    for penalty in (0.7, 1.3):
+        theirs = local_model.model.generate(
+            input_ids=torch.tensor([prompt]), max_new_tokens=12, do_sample=False, repetition_penalty=penalty
+        )[0, len(prompt) :]
+        ours = greedy(local_model, repetition_penalty=penalty)[0]
+        assert ours == local_model.tokenizer.decode(theirs, skip_special_tokens=True)
+
+
 def test_end_of_sequence_finishes_with_stop(local_model: LocalModel) -> None:
     prompt = local_model.encode(GenerationRequest(messages=HELLO))
     request = GenerationRequest(messages=HELLO, max_tokens=3, temperature=0.0)

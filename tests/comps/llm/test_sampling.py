@@ -9,7 +9,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from comps.llm.backends.sampling import OpenAIPenalties, SeededSampler, StopMatcher, StopWhen
+from comps.llm.backends.sampling import OpenAIPenalties, RepetitionPenalty, SeededSampler, StopMatcher, StopWhen
 
 
 def drawn(sampler: SeededSampler, scores: torch.Tensor) -> int:
@@ -117,3 +117,48 @@ def test_stop_matcher_equals_cutting_the_whole_text(text: str, stops: list[str],
     hits = [i for s in stops if (i := text.find(s)) >= 0]
     assert shown == (text[: min(hits)] if hits else text)
     assert matcher.stopped == bool(hits)
+
+
+def test_the_smallest_top_p_keeps_the_best_token() -> None:
+    # 5e-324 rounds to 0 in float32, where every token's preceding mass (0 for the best) reached it: all were dropped.
+    scores = torch.tensor([[1.0, 3.0, 2.0]])
+    sampler = SeededSampler(temperature=1.0, top_k=None, top_p=5e-324, seed=0)
+    assert {drawn(sampler, scores) for _ in range(20)} == {1}
+
+
+def test_the_smallest_temperature_is_greedy() -> None:
+    # Dividing float32 logits by 5e-324 (0 in float32) made inf - inf = NaN probabilities.
+    scores = torch.tensor([[1.0, 3.0, 2.0, -1.0]])
+    for top_k, top_p in [(None, None), (1, None), (2, 0.5)]:
+        sampler = SeededSampler(temperature=5e-324, top_k=top_k, top_p=top_p, seed=0)
+        assert {drawn(sampler, scores) for _ in range(20)} == {1}
+
+
+def test_repetition_penalty_is_transformers_one() -> None:
+    from transformers import RepetitionPenaltyLogitsProcessor
+
+    ids = torch.tensor([[0, 2, 2, 4]])
+    scores = torch.tensor([[1.5, -0.5, -2.0, 3.0, 0.0, 0.25]])
+    for penalty in (0.5, 1.2, 2.0):
+        ours = RepetitionPenalty(penalty=penalty)(ids, scores.clone())  # type: ignore[arg-type]
+        theirs = RepetitionPenaltyLogitsProcessor(penalty)(ids, scores.clone())  # type: ignore[arg-type]
+        assert torch.equal(ours, theirs)
+
+
+def test_the_smallest_repetition_penalty_stays_finite_and_rewards_repeats() -> None:
+    # transformers' processor rounds 5e-324 to 0 in float32: 1.5 / 0 = inf, 0 / 0 = NaN.
+    ids = torch.tensor([[0, 1, 2, 4]])
+    scores = torch.tensor([[1.5, 9.0, -2.0, 3.0, 0.0]])
+    out = RepetitionPenalty(penalty=5e-324)(ids, scores)  # type: ignore[arg-type]
+    assert out.dtype == torch.float32 and bool(torch.isfinite(out).all())
+    limits = torch.finfo(torch.float32)
+    assert out[0, 0] == torch.tensor(1.5) / limits.tiny  # divided by the smallest normal float32 instead
+    assert out[0, 1] == limits.max  # 9 / tiny is beyond float32: stops at its largest value
+    assert -1e-37 < out[0, 2] < 0 and out[0, 3] == 3.0 and out[0, 4] == 0.0  # -2 * tiny; not seen; 0 stays 0
+    sampler = SeededSampler(temperature=1.0, top_k=None, top_p=None, seed=0)
+    assert {drawn(sampler, out) for _ in range(20)} == {1}  # type: ignore[arg-type]
+
+
+def test_repetition_penalty_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="> 0"):
+        RepetitionPenalty(penalty=0.0)
