@@ -13,8 +13,12 @@ from support.models import speak
 from support.wav2lip_weights import write_checkpoint
 
 from comps.animation.app import create_app
+from comps.animation.backends import BACKENDS
+from comps.animation.backends.base import AnimationBackend
+from comps.animation.backends.networks import load_networks
 from comps.animation.settings import AnimationSettings
 from comps.core.audio import encode_wav
+from comps.core.device import resolve_device
 
 SR = 16_000
 
@@ -29,22 +33,34 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.fixture
-def app(tmp_path: Path, checkpoints: Path, shared_dir: Path) -> FastAPI:
-    settings_ = AnimationSettings(
+def fuzz_settings(folder: Path, checkpoints: Path, face: Path) -> AnimationSettings:
+    return AnimationSettings(
         device="cpu",
         modes=["wav2lip_gan"],
         checkpoint_dir=checkpoints,
-        model_cache_dir=tmp_path / "cache",
+        model_cache_dir=folder / "cache",
         offline=True,
-        face=shared_dir / "assets" / "avatar_astronaut.png",
-        avatar_dir=tmp_path / "avatars",
-        output_dir=tmp_path / "videos",
+        face=face,
+        avatar_dir=folder / "avatars",
+        output_dir=folder / "videos",
         fps=5.0,  # few frames per rendered clip: the fuzzer renders what it sends
         max_audio_seconds=1.0,
         max_concurrency=1,
     )
-    return create_app(settings_)
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory: pytest.TempPathFactory, checkpoints: Path, shared_dir: Path) -> AnimationBackend:
+    """The network loaded once for the module: every case starts the app's lifespan, which would load it again."""
+    settings_ = fuzz_settings(
+        tmp_path_factory.mktemp("fuzz"), checkpoints, shared_dir / "assets" / "avatar_astronaut.png"
+    )
+    return BACKENDS[settings_.inference_mode](settings_, load_networks(settings_, resolve_device("cpu")))
+
+
+@pytest.fixture
+def app(tmp_path: Path, checkpoints: Path, shared_dir: Path, backend: AnimationBackend) -> FastAPI:
+    return create_app(fuzz_settings(tmp_path, checkpoints, shared_dir / "assets" / "avatar_astronaut.png"), backend)
 
 
 @schema.parametrize()
