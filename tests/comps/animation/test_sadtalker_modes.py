@@ -47,6 +47,7 @@ def settings_for(tmp_path: Path, sadtalker_dir: Path, **overrides: object) -> An
         "avatar_dir": tmp_path / "avatars",
         "output_dir": tmp_path / "videos",
         "max_audio_seconds": 3.0,
+        "face": None,  # no default avatar unless a test names one: it is analysed again at every start
     } | overrides
     return AnimationSettings(**values)  # type: ignore[arg-type]
 
