@@ -171,12 +171,14 @@ def create_app(settings: AnimationSettings | None = None, backend: AnimationBack
     @app.get("/v1/avatars", tags=["avatars"], response_model=AvatarList)
     async def list_avatars(request: Request) -> AvatarList:
         """Every avatar, the default first."""
-        return AvatarList(avatars=[avatar_out(i, request) for i in service(request).registry.list()])
+        infos = await anyio.to_thread.run_sync(service(request).registry.list)  # reads the shared store
+        return AvatarList(avatars=[avatar_out(i, request) for i in infos])
 
     @app.get("/v1/avatars/{avatar_id}", tags=["avatars"], response_model=AvatarOut)
     async def get_avatar(avatar_id: str, request: Request) -> AvatarOut:
         """One avatar."""
-        return avatar_out(service(request).registry.info(avatar_id, param="id"), request)
+        registry = service(request).registry
+        return avatar_out(await anyio.to_thread.run_sync(lambda: registry.info(avatar_id, param="id")), request)
 
     @app.delete("/v1/avatars/{avatar_id}", tags=["avatars"], status_code=204)
     async def delete_avatar(avatar_id: str, request: Request) -> Response:

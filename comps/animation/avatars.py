@@ -184,6 +184,11 @@ class AvatarRegistry:
         self._default = Avatar(info=info, track=track)
         return self._default
 
+    @property
+    def has_default(self) -> bool:
+        """Whether a default avatar (`FACE`) is registered (in memory: no store access)."""
+        return self._default is not None
+
     def list(self) -> list[AvatarInfo]:
         """Every avatar in the store (whichever replica registered it), the default first, then by registration time."""
         infos = [info for meta in self.root.glob("*/meta.json") if (info := _read_info(meta)) is not None]

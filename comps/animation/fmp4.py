@@ -91,6 +91,7 @@ class LiveMp4Encoder:
         self._rate = rate
         self._muxed = bytearray()  # the muxer's output until it holds the init segment
         self._init: bytes | None = None
+        self._timescales: dict[int, int] = {}  # track id -> timescale, read from the init segment once
         self._sent_init = False
         self._video_samples: list[Sample] = []
         self._video_start = 0  # frame number of the first pending video sample
@@ -196,8 +197,8 @@ class LiveMp4Encoder:
 
     def _ticks(self, track: int) -> int:
         """The track's timescale; before the init segment exists, the muxer's own rule for it."""
-        if self._init is not None:
-            return timescales(self._init)[track]
+        if self._timescales:
+            return self._timescales[track]
         if track == AUDIO_TRACK:
             return self.sample_rate
         ticks = self._rate.numerator  # libavformat: the time base's denominator, doubled up to >= 10000
@@ -210,7 +211,12 @@ class LiveMp4Encoder:
         if self._init is not None:
             return
         self._container.mux(packet)
-        self._init = init_segment(bytes(self._muxed))
+        self._set_init(init_segment(bytes(self._muxed)))
+
+    def _set_init(self, init: bytes | None) -> None:
+        self._init = init
+        if init is not None:
+            self._timescales = timescales(init)
 
     def close(self) -> None:
         """Flush both encoders and write the last fragment; closing twice does nothing."""
@@ -224,7 +230,7 @@ class LiveMp4Encoder:
             self._add_audio(self._audio.encode(None))
             if self._init is None:
                 self._container.close()  # a stream too short to have made the moov: the close writes it
-                self._init = init_segment(bytes(self._muxed))
+                self._set_init(init_segment(bytes(self._muxed)))
             self._send()
         finally:
             self._container.close()

@@ -88,9 +88,9 @@ class AnimationService:
         return loaded
 
     def avatar_id(self, avatar: str | None) -> str:
-        """The avatar a request names, or the default one; checks it exists (cheap)."""
+        """The avatar a request names, or the default one; checks it exists (blocking: reads the store)."""
         if avatar is None:
-            if not any(info.id == DEFAULT_ID for info in self.registry.list()):
+            if not self.registry.has_default:
                 raise InvalidRequest(
                     "avatar is required: this server has no default avatar (set FACE to configure one)",
                     param="avatar",
@@ -115,7 +115,7 @@ class AnimationService:
                 code="stream_not_supported",
             )
         self._check_options(capabilities, start.fps, SadTalkerOptions())
-        avatar_id = self.avatar_id(start.avatar)
+        avatar_id = await anyio.to_thread.run_sync(self.avatar_id, start.avatar)
         found: Avatar = await anyio.to_thread.run_sync(lambda: self.registry.get(avatar_id, param="avatar"))
         self.queue.check()
         rate = start.fps or found.track.fps or self.settings.fps
@@ -162,7 +162,7 @@ class AnimationService:
         capabilities = backend.capabilities
         options = SadTalkerOptions() if options is None else options
         self._check_options(capabilities, fps, options)
-        avatar_id = self.avatar_id(avatar)
+        avatar_id = await anyio.to_thread.run_sync(self.avatar_id, avatar)
         audio = await anyio.to_thread.run_sync(self._decode, audio_b64, param)
         found: Avatar = await anyio.to_thread.run_sync(lambda: self.registry.get(avatar_id, param="avatar"))
         rate = capabilities.fixed_fps or fps or found.track.fps or self.settings.fps
