@@ -3,6 +3,11 @@
 One `LipSyncStream` per answer: `open` sends the start and returns the video id and URL at once,
 `speak` sends speech as it is synthesized, `end` waits for the finished video. Failures are our
 errors naming the animation stage; closing early stops the render on the service.
+
+With `"frames": true` in the options the service sends the lip-synced frames themselves (raw I420,
+`width` x `height` at `fps`, see `comps.animation.streaming`): one task calls `speak` and then
+`send_end`, another calls `receive` for each frame until the `done` record. Both sockets take one
+sender and one receiver at once; the service renders only as fast as `receive` takes the frames.
 """
 
 from __future__ import annotations
@@ -26,12 +31,18 @@ from comps.core.upstream import in_band_error
 
 STAGE = "animation"
 PATH = "/v1/animation/stream"
+_ASGI_SEND_BUFFER = 4  # messages the in-process app may send ahead of the reader (a socket buffers a few frames)
+
+
+# The largest raw frame the service can send: a 4096-pixel avatar side (ANIMATION_AVATAR_MAX_SIDE's
+# limit) upscaled 4x by GFPGAN, square, in I420 (1.5 bytes a pixel): 384 MiB. A 1080p frame is 3 MiB.
+MAX_MESSAGE_BYTES = (4096 * 4) ** 2 * 3 // 2
 
 
 class _Socket(Protocol):
     async def send_text(self, text: str) -> None: ...
     async def send_bytes(self, data: bytes) -> None: ...
-    async def receive_json(self) -> dict[str, Any]: ...
+    async def receive(self) -> bytes | dict[str, Any]: ...
     async def aclose(self) -> None: ...
 
 
@@ -42,32 +53,61 @@ class LipSyncStream:
         """Use an opened socket (see `open_lipsync`)."""
         self._socket = socket
         self.id = ""
-        self.video_url = ""
+        self.video_url = ""  # "" for raw frames: nothing is stored
+        self.content_type = ""
+        self.width: int | None = None  # of each raw frame (pixels); None for an fMP4 stream
+        self.height: int | None = None
+        self.fps: float | None = None
 
     async def start(self, options: Mapping[str, Any]) -> None:
-        """Send the start (avatar, inference_mode, fps) and wait for the video id."""
+        """Send the start (avatar, inference_mode, fps, frames) and wait for the stream's id.
+
+        The fMP4 bytes are not asked for (`video: false`: the video is fetched by URL); `frames: true`
+        asks for raw frames, whose size and rate are then in `width`, `height` and `fps`.
+        """
         await self._socket.send_text(json.dumps({"type": "start", "video": False, **options}))
         started = await self._next("started")
         self.id, self.video_url = str(started["id"]), str(started["video_url"])
+        self.content_type = str(started.get("content_type", ""))
+        if options.get("frames"):
+            self.width, self.height, self.fps = int(started["width"]), int(started["height"]), float(started["fps"])
 
     async def speak(self, samples: npt.NDArray[np.float32]) -> None:
         """The next speech samples (16 kHz mono float32), sent as PCM16."""
         pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
         await self._socket.send_bytes(pcm)
 
-    async def end(self) -> dict[str, Any]:
-        """No more speech: wait until the whole video is made; its `done` record."""
+    async def send_end(self) -> None:
+        """No more speech; returns at once (raw frames: `receive` until the `done` record)."""
         await self._socket.send_text(json.dumps({"type": "end"}))
+
+    async def end(self) -> dict[str, Any]:
+        """No more speech: wait until the whole video is made; its `done` record (fMP4 streams only)."""
+        await self.send_end()
         return await self._next("done")
+
+    async def receive(self) -> bytes | dict[str, Any]:
+        """The next message: a raw frame (`width * height * 3 // 2` bytes of I420) or a text message, parsed.
+
+        One caller at a time. The last one is the `done` record, then the service closes.
+
+        Raises:
+            ServiceError: the service's in-band `error` event, as our error naming the animation stage.
+            UpstreamError: the socket closed before `done`.
+        """
+        message = await self._socket.receive()
+        if isinstance(message, dict) and message.get("type") == "error":
+            raise in_band_error(STAGE, message.get("error"))
+        return message
 
     async def aclose(self) -> None:
         """Close the socket (the service stops a render that has not ended)."""
         await self._socket.aclose()
 
     async def _next(self, kind: str) -> dict[str, Any]:
-        message = await self._socket.receive_json()
-        if message.get("type") == "error":
-            raise in_band_error(STAGE, message.get("error"))
+        message = await self.receive()
+        if isinstance(message, bytes):
+            raise UpstreamError(f"{STAGE}: expected {kind!r} on the stream, got {len(message)} bytes")
         if message.get("type") != kind:
             raise UpstreamError(f"{STAGE}: expected {kind!r} on the stream, got {message.get('type')!r}")
         return message
@@ -83,8 +123,11 @@ class _AiohttpSocket:
     async def send_bytes(self, data: bytes) -> None:
         await self._ws.send_bytes(data)
 
-    async def receive_json(self) -> dict[str, Any]:
+    async def receive(self) -> bytes | dict[str, Any]:
         message = await self._ws.receive()
+        if message.type == aiohttp.WSMsgType.BINARY:
+            frame: bytes = message.data
+            return frame
         if message.type != aiohttp.WSMsgType.TEXT:
             raise UpstreamError(f"{STAGE}: the stream closed early ({message.type.name})", code="upstream_error")
         data: dict[str, Any] = json.loads(message.data)
@@ -96,11 +139,17 @@ class _AiohttpSocket:
 
 
 class _AsgiSocket:
-    """A WebSocket to an in-process ASGI app: the app runs as a producer of its outgoing messages."""
+    """A WebSocket to an in-process ASGI app: the app runs as a producer of its outgoing messages.
+
+    What the client sends waits in an unbounded inbox (sending never blocks); what the app sends
+    waits in a small buffer, like a socket's, so an app sending raw frames to a client that does not
+    read them is held back. The two directions are separate streams: one task may send while
+    another receives.
+    """
 
     def __init__(self, app: ASGIApp, scope: dict[str, Any]) -> None:
         self._inbox, self._inbox_read = anyio.create_memory_object_stream[Message](UNBOUNDED)
-        self._outgoing = Producer(self._run(app, scope), buffer=UNBOUNDED)
+        self._outgoing = Producer(self._run(app, scope), buffer=_ASGI_SEND_BUFFER)
 
     def _run(self, app: ASGIApp, scope: dict[str, Any]) -> Any:
         async def run(out: MemoryObjectSendStream[Message]) -> None:
@@ -123,13 +172,16 @@ class _AsgiSocket:
     async def send_bytes(self, data: bytes) -> None:
         self._inbox.send_nowait({"type": "websocket.receive", "bytes": data})
 
-    async def receive_json(self) -> dict[str, Any]:
+    async def receive(self) -> bytes | dict[str, Any]:
         try:
             message = await anext(self._outgoing)
         except StopAsyncIteration:
             raise UpstreamError(f"{STAGE}: the stream closed early", code="upstream_error") from None
-        if message["type"] != "websocket.send" or message.get("text") is None:
+        if message["type"] != "websocket.send":
             raise UpstreamError(f"{STAGE}: the stream closed early ({message['type']})", code="upstream_error")
+        if message.get("bytes") is not None:
+            frame: bytes = message["bytes"]
+            return frame
         data: dict[str, Any] = json.loads(message["text"])
         return data
 
@@ -159,7 +211,12 @@ async def open_lipsync(
         else:
             session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout_s))
             try:
-                ws = await session.ws_connect(base_url.replace("http", "ws", 1) + PATH, headers=headers, heartbeat=30)
+                ws = await session.ws_connect(
+                    base_url.replace("http", "ws", 1) + PATH,
+                    headers=headers,
+                    heartbeat=30,
+                    max_msg_size=MAX_MESSAGE_BYTES,
+                )
             except BaseException:
                 await session.close()
                 raise

@@ -188,10 +188,10 @@ def create_app(settings: AnimationSettings | None = None, backend: AnimationBack
         return Response(status_code=204)
 
     @app.get("/v1/avatars/{avatar_id}/image", tags=["avatars"], response_class=Response)
-    async def avatar_image(avatar_id: str, request: Request) -> Response:
-        """A PNG preview of the avatar's first frame (the UI's gallery)."""
+    async def avatar_image(avatar_id: str, request: Request, full: bool = False) -> Response:
+        """A PNG of the avatar's first frame: a preview (the UI's gallery), or with `full=true` as it renders."""
         registry = service(request).registry
-        png = await anyio.to_thread.run_sync(registry.preview_png, avatar_id)
+        png = await anyio.to_thread.run_sync(lambda: registry.preview_png(avatar_id, full=full))
         return Response(content=png, media_type="image/png")
 
     @app.get("/v1/videos/{video_id}", tags=["videos"], response_class=FileResponse)

@@ -232,11 +232,11 @@ class AvatarRegistry:
             self._tracks.pop(avatar_id, None)
         shutil.rmtree(self.root / avatar_id, ignore_errors=True)
 
-    def preview_png(self, avatar_id: str) -> bytes:
-        """The avatar's first frame as a PNG, at most `PREVIEW_SIDE` pixels on its longer side."""
+    def preview_png(self, avatar_id: str, *, full: bool = False) -> bytes:
+        """The avatar's first frame as a PNG, at most `PREVIEW_SIDE` pixels on its longer side (`full`: as rendered)."""
         frame = self.get(avatar_id, param="id").track.frames[0]
         height, width = frame.shape[:2]
-        scale = min(1.0, PREVIEW_SIDE / max(height, width))
+        scale = 1.0 if full else min(1.0, PREVIEW_SIDE / max(height, width))
         if scale < 1:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             frame = np.asarray(cv2.resize(frame, size, interpolation=cv2.INTER_AREA), np.uint8)

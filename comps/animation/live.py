@@ -1,12 +1,13 @@
-"""A live render: speech arrives in pieces, lip-synced frames are encoded into one growing fragmented MP4.
+"""A live render: speech arrives in pieces, lip-synced frames go out as they are made.
 
 The worker (a thread) pushes speech into a `LipSyncSession`, renders what is ready, and writes frames
-and their speech to a `LiveMp4Encoder` whose bytes go to the store's partial file (readers follow it,
-see `LiveVideo`) and to the caller. Batching follows the playback clock: batches start small and
-double up to `batch` (8 by default: on two cores nearly the throughput of 16 at half the wait); while
-less than `ahead_s` of video is made beyond what a viewer who started at the first frame has seen,
-every ready frame is rendered (no stall); once ahead, the worker waits for a full batch of speech.
-Each batch is flushed as one fragment the moment it is encoded, its last frame included.
+and their speech to its output (`LiveOutput`): a `LiveMp4Encoder` whose bytes go to the store's
+partial file (readers follow it, see `LiveVideo`) and to the caller (`mp4_file`), or raw I420 frames
+to the caller only (`comps.animation.rawframes`). Batching follows the playback clock: batches start
+small and double up to `batch` (8 by default: on two cores nearly the throughput of 16 at half the
+wait); while less than `ahead_s` of video is made beyond what a viewer who started at the first frame
+has seen, every ready frame is rendered (no stall); once ahead, the worker waits for a full batch of
+speech. Each batch is flushed the moment it is made (one fMP4 fragment), its last frame included.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import anyio
 import anyio.from_thread
@@ -26,6 +29,7 @@ import numpy.typing as npt
 
 from comps.animation.fmp4 import LiveMp4Encoder
 from comps.animation.session import LipSyncSession
+from comps.animation.track import Frame
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +44,33 @@ class LiveResult:
     frames: int
     fps: float
     duration_s: float
+
+
+class LiveOutput(Protocol):
+    """Where a live render's frames and speech go, from its worker thread (`LiveMp4Encoder`, `RawFrames`)."""
+
+    def write_audio(self, samples: npt.NDArray[np.float32]) -> None:
+        """The next speech samples (16 kHz mono float32), before the frames they play with."""
+
+    def write_frame(self, frame: Frame) -> None:
+        """The next frame (BGR uint8, the size `frame_size` gives)."""
+
+    def flush(self) -> None:
+        """The end of a batch: everything written so far goes out now."""
+
+    def close(self) -> None:
+        """The render is complete (not called when it was stopped)."""
+
+
+OpenOutput = Callable[[Callable[[bytes], None]], AbstractContextManager[LiveOutput]]
+"""Worker thread: `open(emit)` opens a render's output on `emit` (bytes to the reader); leaving it frees it."""
+
+
+def frame_size(session: LipSyncSession) -> tuple[int, int]:
+    """(width, height) of the frames `session` makes: the avatar's, `upscale` times larger with GFPGAN."""
+    height, width = session.track.size
+    scale = session.renderer.enhancer.upscale if session.enhance and session.renderer.enhancer else 1
+    return width * scale, height * scale
 
 
 class LiveVideo:
@@ -89,6 +120,24 @@ class LiveVideo:
                     await changed.wait()
 
 
+def mp4_file(path: Path, video: LiveVideo, *, width: int, height: int, fps: float) -> OpenOutput:
+    """A `LiveMp4Encoder` whose bytes go to `path` (telling `video` as it grows) and then to `emit`."""
+
+    @contextmanager
+    def open_output(emit: Callable[[bytes], None]) -> Iterator[LiveOutput]:
+        with path.open("wb") as out:
+
+            def sink(data: bytes) -> None:
+                out.write(data)
+                out.flush()
+                video.grew(out.tell())
+                emit(data)
+
+            yield LiveMp4Encoder(width=width, height=height, fps=fps, sink=sink)
+
+    return open_output
+
+
 async def follow_file(path: Path, *, poll_s: float = 0.1, block: int = 64 * 1024) -> AsyncIterator[bytes]:
     """Another replica's live video on the shared store: its partial file's bytes, followed until it is complete.
 
@@ -116,17 +165,15 @@ class LiveRender:
         self,
         session: LipSyncSession,
         *,
-        out_path: Path,
-        video: LiveVideo,
+        output: OpenOutput,
         first_batch: int = 2,
         batch: int = 8,
         ahead_s: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """Render `session` into `out_path`, telling `video` as the file grows."""
+        """Render `session` into the output `output` opens (`mp4_file`, `rawframes.raw_frames`)."""
         self.session = session
-        self.out_path = out_path
-        self.video = video
+        self.output = output
         self.first_batch = first_batch
         # bf16 Wav2Lip on 2 AMX cores: 54 frames/s at batch 4, 61 at 8, 64 at 16 (bench, network alone):
         # 8 keeps nearly all the throughput at half the wait for each batch.
@@ -147,28 +194,22 @@ class LiveRender:
         self._inbox.put(_END)
 
     def run(self, emit: Callable[[bytes], None], stopped: threading.Event) -> LiveResult:
-        """Worker: render and encode until the speech has ended and every frame is out, or until `stopped`."""
-        height, width = self.session.track.size
-        scale = self.session.renderer.enhancer.upscale if self.session.enhance and self.session.renderer.enhancer else 1
-        with self.out_path.open("wb") as out:
+        """Worker: render and write until the speech has ended and every frame is out, or until `stopped`.
 
-            def sink(data: bytes) -> None:
-                out.write(data)
-                out.flush()
-                self.video.grew(out.tell())
-                emit(data)
-
-            encoder = LiveMp4Encoder(width=width * scale, height=height * scale, fps=self.session.fps, sink=sink)
+        `emit` hands each piece of output to the reader and blocks while the reader is behind
+        (`produce_in_thread`), so a reader that does not read holds the render.
+        """
+        with self.output(emit) as output:
             rendered = True
             while not stopped.is_set():
                 self._take(wait=not rendered)
                 if self.session.finished and self.session.ready() == 0:
                     break
-                rendered = self._render(encoder)
+                rendered = self._render(output)
             if stopped.is_set():
                 return LiveResult(frames=self.session.rendered, fps=self.session.fps, duration_s=0.0)
-            encoder.write_audio(self._speech(self.session.samples))  # the speech's tail past the last frame
-            encoder.close()
+            output.write_audio(self._speech(self.session.samples))  # the speech's tail past the last frame
+            output.close()
         frames = self.session.rendered
         self.result = LiveResult(frames=frames, fps=self.session.fps, duration_s=frames / self.session.fps)
         return self.result
@@ -190,7 +231,7 @@ class LiveRender:
             except queue.Empty:
                 return
 
-    def _render(self, encoder: LiveMp4Encoder) -> bool:
+    def _render(self, output: LiveOutput) -> bool:
         """One batch, small while close to the playback clock, the efficient one once ahead; False if none."""
         session = self.session
         ready = session.ready()
@@ -204,12 +245,12 @@ class LiveRender:
         frames = session.render(max(self.first_batch, min(self.batch, 2 * session.rendered)))
         # All the speech there is goes in before the frames: the AAC encoder works in 64 ms blocks with
         # look-ahead, and a player plays only where both tracks are buffered.
-        encoder.write_audio(self._speech(session.samples))
+        output.write_audio(self._speech(session.samples))
         for frame in frames:
             if self._first_frame_at is None:
                 self._first_frame_at = self.clock()
-            encoder.write_frame(frame)
-        encoder.flush()  # the whole batch goes out now, its last frame included
+            output.write_frame(frame)
+        output.flush()  # the whole batch goes out now, its last frame included
         return True
 
     def _played_s(self) -> float:

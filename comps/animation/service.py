@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +16,10 @@ import numpy.typing as npt
 from comps.animation.avatars import DEFAULT_ID, Avatar, AvatarRegistry
 from comps.animation.backends import BACKENDS
 from comps.animation.backends.base import AnimationBackend, Capabilities
-from comps.animation.live import LiveRender, LiveVideo
+from comps.animation.live import LiveRender, LiveVideo, frame_size, mp4_file
 from comps.animation.options import SadTalkerOptions, given
+from comps.animation.rawframes import CONTENT_TYPE as RAW_CONTENT_TYPE
+from comps.animation.rawframes import even_size, raw_frames
 from comps.animation.render import RenderResult
 from comps.animation.settings import MODE_ALIASES, AnimationSettings
 from comps.animation.store import OutputStore
@@ -100,8 +103,11 @@ class AnimationService:
         self.registry.info(avatar, param="avatar")
         return avatar
 
-    async def open_live(self, start: StreamStart, *, base_url: str) -> tuple[LiveSession, LiveRender, LiveVideo]:
+    async def open_live(self, start: StreamStart, *, base_url: str) -> tuple[LiveSession, LiveRender]:
         """Check a stream's start and open its render: every check that can fail runs before any work.
+
+        An fMP4 stream reserves its video in the store and is followed through `live` until
+        `finish_live`; a raw-frames stream (`start.frames`) touches neither.
 
         Raises:
             InvalidRequest: a mode that cannot stream, a bad fps or avatar. Unavailable: the render queue is full.
@@ -119,29 +125,50 @@ class AnimationService:
         found: Avatar = await anyio.to_thread.run_sync(lambda: self.registry.get(avatar_id, param="avatar"))
         self.queue.check()
         rate = start.fps or found.track.fps or self.settings.fps
+        lipsync = capabilities.session(found.track, rate)
+        width, height = frame_size(lipsync)
+        if start.frames:
+            width, height = even_size(width, height)
+            session = LiveSession(
+                id=uuid.uuid4().hex, video_url="", content_type=RAW_CONTENT_TYPE, width=width, height=height, fps=rate
+            )
+            return session, LiveRender(lipsync, output=raw_frames(width=width, height=height))
         video_id, partial = self.store.reserve()
         video = LiveVideo(partial)
         self.live[video_id] = video
-        render = LiveRender(capabilities.session(found.track, rate), out_path=partial, video=video)
-        return LiveSession(id=video_id, video_url=f"{base_url}/v1/videos/{video_id}"), render, video
+        render = LiveRender(lipsync, output=mp4_file(partial, video, width=width, height=height, fps=rate))
+        return LiveSession(id=video_id, video_url=f"{base_url}/v1/videos/{video_id}"), render
 
     def finish_live(self, session: LiveSession, render: LiveRender, completed: bool) -> dict[str, object]:
-        """Blocking (file renames and pruning): commit a completed stream's video, or discard an abandoned one."""
-        video = self.live.pop(session.id)
-        if not completed or render.result is None:
-            self.store.discard(session.id)
+        """Blocking (file renames and pruning): commit a completed stream's video, or discard an abandoned one.
+
+        Returns a completed stream's `done` record (less its type), {} for an abandoned one. A
+        raw-frames stream has nothing stored: its `video_url` and `video_path` are "".
+        """
+        result = render.result if completed else None
+        video = self.live.pop(session.id, None)  # None: raw frames
+        path = ""
+        if video is not None:
+            if result is None:
+                self.store.discard(session.id)
+            else:
+                video.final = self.store.final_path(session.id)  # readers that open it from now on find the whole file
+                path = str(self.store.commit(session.id))
             video.close()
+        if result is None:
             return {}
-        video.final = self.store.final_path(session.id)  # readers that open it from now on find the whole file
-        path = self.store.commit(session.id)
-        video.close()
-        result = render.result
         logger.info(
-            "video %s: streamed %d frames at %g fps (%.2f s)", session.id, result.frames, result.fps, result.duration_s
+            "%s %s: streamed %d frames at %g fps (%.2f s)",
+            "video" if video is not None else "raw frames",
+            session.id,
+            result.frames,
+            result.fps,
+            result.duration_s,
         )
         return {
-            **session.model_dump(),
-            "video_path": str(path),
+            "id": session.id,
+            "video_url": session.video_url,
+            "video_path": path,
             "frames": result.frames,
             "fps": result.fps,
             "duration_s": result.duration_s,

@@ -1,8 +1,8 @@
-"""`WS /v1/animation/stream`: speech in as it is spoken, one growing fragmented MP4 out, stored under a video id.
+"""`WS /v1/animation/stream`: speech in as it is spoken, one growing fragmented MP4 (or raw frames) out.
 
 The protocol, in order:
 
-1. client → `{"type": "start", "avatar"?, "inference_mode"?, "fps"?, "video"?: true}` (text)
+1. client → `{"type": "start", "avatar"?, "inference_mode"?, "fps"?, "video"?: true, "frames"?: false}` (text)
 2. server → `{"type": "started", "id", "video_url", "content_type": "video/mp4"}`; from now on
    `GET /v1/videos/{id}` streams the video as it is made (and serves the whole file once done)
 3. client → binary messages of 16 kHz mono PCM16 (little-endian), any sizes; text
@@ -10,8 +10,19 @@ The protocol, in order:
 4. server → binary messages: the fMP4 bytes in order (unless `"video": false`), then
    `{"type": "done", "id", "video_url", "video_path", "frames", "fps", "duration_s"}` and the socket closes.
 
+With `"frames": true` (`video` is then ignored) nothing is encoded or stored: `started` is
+`{"type": "started", "id", "video_url": "", "content_type": "video/x-raw;format=I420", "width",
+"height", "fps"}` (even sides: an avatar's odd last row or column is dropped), each frame is one
+binary message of width * height * 3 / 2 bytes of I420 (frame i plays at i / fps), and `done` has
+`"video_url": ""` and `"video_path": ""`. The id only names the stream in logs.
+
+Back-pressure: the render's worker thread hands each message over (`produce_in_thread`, no buffer)
+and waits until this task has taken it and the previous `ws.send_bytes` has returned; the server's
+send waits while the connection's write buffer is full, so a client that stops reading stops the
+render within a few messages (the socket buffers'), and a slow one paces it.
+
 Any failure is a final `{"type": "error", "error": {...}}` in the error envelope, then the close; a
-client that goes away stops the render at once and its partial file is removed.
+client that goes away stops the render at once and its partial file (if any) is removed.
 """
 
 from __future__ import annotations
@@ -26,7 +37,7 @@ import numpy as np
 from fastapi import WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from comps.animation.live import LiveRender, LiveVideo
+from comps.animation.live import LiveRender
 from comps.animation.wav2lip.mel import SAMPLE_RATE
 from comps.core.concurrency import produce_in_thread, task_group
 from comps.core.errors import InternalError, InvalidRequest, PayloadTooLarge, ServiceError
@@ -46,6 +57,7 @@ class StreamStart(BaseModel):
     inference_mode: str | None = Field(default=None, max_length=64)
     fps: float | None = Field(default=None, gt=0, le=60)
     video: bool = Field(default=True, description="send the fMP4 bytes on the socket too")
+    frames: bool = Field(default=False, description="send raw I420 frames instead; nothing encoded or stored")
 
 
 class StreamControl(BaseModel):
@@ -58,10 +70,18 @@ class StreamControl(BaseModel):
 
 
 class LiveSession(BaseModel):
-    """What the service opened for one stream (sent as `started`)."""
+    """What the service opened for one stream (sent as `started`); width, height and fps for raw frames only."""
 
     id: str
     video_url: str
+    content_type: str = "video/mp4"
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+
+    def started(self) -> dict[str, object]:
+        """The `started` message."""
+        return {"type": "started", **self.model_dump(exclude_none=True)}
 
 
 def pcm16(data: bytes) -> np.ndarray:
@@ -74,13 +94,13 @@ def pcm16(data: bytes) -> np.ndarray:
 async def serve_stream(
     ws: WebSocket,
     *,
-    open_live: Callable[[StreamStart], Awaitable[tuple[LiveSession, LiveRender, LiveVideo]]],
+    open_live: Callable[[StreamStart], Awaitable[tuple[LiveSession, LiveRender]]],
     run_thread: Callable[..., Awaitable[object]],
     finish: Callable[[LiveSession, LiveRender, bool], dict[str, object]],
     max_seconds: float,
 ) -> None:
     """Run one session on an accepted socket (see the module docstring)."""
-    opened: tuple[LiveSession, LiveRender, LiveVideo] | None = None
+    opened: tuple[LiveSession, LiveRender] | None = None
     completed = False
     try:
         try:
@@ -93,8 +113,8 @@ async def serve_stream(
             param = ".".join(str(p) for p in first["loc"]) or None
             raise InvalidRequest(f"start message: {param}: {first['msg']}", param=param, code="bad_start") from exc
         opened = await open_live(start)
-        session, render, _ = opened
-        await ws.send_json({"type": "started", **session.model_dump(), "content_type": "video/mp4"})
+        session, render = opened
+        await ws.send_json(session.started())
         limit = int(max_seconds * SAMPLE_RATE)
 
         async def receive() -> None:
@@ -119,7 +139,7 @@ async def serve_stream(
         async with produce_in_thread(render.run, run=run_thread) as chunks, task_group() as group:
             group.start_soon(receive)
             async for chunk in chunks:
-                if start.video:
+                if start.video or start.frames:
                     await ws.send_bytes(chunk)
         completed = True
         await ws.send_json({"type": "done", **await anyio.to_thread.run_sync(finish, session, render, True)})

@@ -1,22 +1,30 @@
-"""`WS /v1/animation/stream` end to end in-process: speech in, one growing fMP4 out, served while it grows."""
+"""`WS /v1/animation/stream` end to end in-process: speech in, one growing fMP4 (or raw I420 frames) out."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
+import cv2
 import httpx
 import numpy as np
 import pytest
 from starlette.testclient import TestClient
 from support.animation_http import check_speech_video, serve
+from support.avatar_media import astronaut
 from support.models import speak
-from support.wav2lip_weights import write_checkpoint
+from support.wav2lip_weights import deterministic_wav2lip, write_checkpoint
 
 from comps.animation.app import create_app
+from comps.animation.backends.wav2lip import Wav2LipMode
+from comps.animation.rawframes import RawFrames, even_size
+from comps.animation.render import Wav2LipRenderer
 from comps.animation.settings import AnimationSettings
+from comps.animation.streaming import pcm16
 from comps.animation.wav2lip.mel import frame_count
+from comps.core.device import resolve_device
 from comps.core.errors import InvalidRequest
 from megaservice.asgi import StreamingASGITransport
 from megaservice.lipsync import open_lipsync
@@ -145,3 +153,123 @@ def test_lipsync_client_turns_an_error_event_into_our_error() -> None:
             await open_lipsync(base_url="http://t", app=refuse, options={}, connect_timeout_s=5)  # type: ignore[arg-type]
 
     anyio.run(run)
+
+
+# --- raw frames (`"frames": true`) ---
+
+
+class FramewiseRenderer(Wav2LipRenderer):
+    """The real renderer, its network called once per frame (as in test_session): batching changes nothing.
+
+    With batched calls oneDNN picks other convolution kernels for the live batch sizes (2, 4, 8) than
+    for the whole render's, which moves a few pixels by a grey level; one frame per call on both
+    paths makes the comparison exact.
+    """
+
+    def generate(self, mel: np.ndarray, faces: np.ndarray) -> np.ndarray:
+        return np.concatenate(
+            [super(FramewiseRenderer, self).generate(mel[i : i + 1], faces[i : i + 1]) for i in range(len(faces))]
+        )
+
+
+@pytest.fixture(scope="module")
+def framewise() -> Wav2LipMode:
+    renderer = FramewiseRenderer(model=deterministic_wav2lip(), device=resolve_device("cpu"), batch_size=8)
+    return Wav2LipMode(renderer=renderer, enhance=False)
+
+
+def stored_files(tmp_path: Path) -> list[Path]:
+    videos = tmp_path / "videos"
+    return list(videos.iterdir()) if videos.exists() else []
+
+
+def test_raw_frames_are_i420_of_the_even_part_of_each_frame() -> None:
+    out: list[bytes] = []
+    frames = RawFrames(width=6, height=4, sink=out.append)
+    bgr = np.random.default_rng(1).integers(0, 256, (5, 7, 3), dtype=np.uint8)  # odd sides: last row/column go
+    frames.write_audio(np.zeros(160, np.float32))  # dropped
+    frames.write_frame(bgr)
+    frames.flush()
+    frames.close()
+    assert even_size(7, 5) == (6, 4) and frames.frame_bytes == 6 * 4 * 3 // 2 == len(out[0])
+    even = np.ascontiguousarray(bgr[:4, :6])
+    planes = np.frombuffer(out[0], np.uint8)
+    assert out == [cv2.cvtColor(even, cv2.COLOR_BGR2YUV_I420).tobytes()]
+    b, g, r = (even[..., c].astype(np.float64) for c in range(3))  # BT.601 limited range; chroma of each 2x2's top left
+    y = 16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255
+    u = 128 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255
+    v = 128 + (112.0 * r - 93.786 * g - 18.214 * b) / 255
+    np.testing.assert_allclose(planes[:24].reshape(4, 6), y, atol=1)
+    np.testing.assert_allclose(planes[24:30].reshape(2, 3), u[::2, ::2], atol=1)
+    np.testing.assert_allclose(planes[30:].reshape(2, 3), v[::2, ::2], atol=1)
+    with pytest.raises(ValueError, match="even sides"):
+        RawFrames(width=5, height=4, sink=out.append)
+    with pytest.raises(ValueError, match="at least"):
+        frames.write_frame(bgr[:3])
+
+
+def test_frames_mode_sends_the_whole_renders_frames_as_i420_and_stores_nothing(
+    tmp_path: Path, shared_dir: Path, speech: np.ndarray, framewise: Wav2LipMode
+) -> None:
+    face = tmp_path / "odd.png"
+    cv2.imwrite(str(face), astronaut(shared_dir)[:511, :509])  # odd sides: the frames lose the last row and column
+    app = create_app(settings(tmp_path, shared_dir, face=face), backend=framewise)
+    pcm = (np.clip(speech, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+    received: list[bytes] = []
+    with TestClient(app) as client, client.websocket_connect("/v1/animation/stream") as ws:
+        ws.send_text('{"type": "start", "frames": true, "video": true}')  # `video` is ignored
+        started = ws.receive_json()
+        for start in range(0, len(pcm), 8000):  # 250 ms pieces
+            ws.send_bytes(pcm[start : start + 8000])
+        ws.send_text('{"type": "end"}')
+        while (message := ws.receive()).get("bytes") is not None:
+            received.append(message["bytes"])
+        done = json.loads(message["text"])
+        assert ws.receive()["type"] == "websocket.close"
+        animation = app.state.animation
+        assert animation.live == {} and animation.queue.busy == 0
+        track = animation.registry.get("default").track
+    assert len(started["id"]) == 32 and int(started["id"], 16) >= 0
+    assert started == {
+        "type": "started", "id": started["id"], "video_url": "", "content_type": "video/x-raw;format=I420",
+        "width": 508, "height": 510, "fps": 25.0,
+    }  # fmt: skip
+    whole = list(framewise.renderer.frames(track, pcm16(pcm), fps=25.0, enhance=False))  # the samples it received
+    assert done == {
+        "type": "done", "id": started["id"], "video_url": "", "video_path": "",
+        "frames": len(whole), "fps": 25.0, "duration_s": len(whole) / 25.0,
+    }  # fmt: skip
+    assert len(whole) == frame_count(speech.size, 25.0) == len(received)
+    for index, (frame, reference) in enumerate(zip(received, whole, strict=True)):
+        assert len(frame) == 508 * 510 * 3 // 2
+        assert frame == cv2.cvtColor(reference[:510, :508], cv2.COLOR_BGR2YUV_I420).tobytes(), f"frame {index}"
+    assert stored_files(tmp_path) == []  # no partial file, no video
+
+
+async def test_a_frames_client_that_goes_away_stops_the_render(app: object, speech: np.ndarray, tmp_path: Path) -> None:
+    stream = await open_lipsync(base_url="http://t", app=app, options={"frames": True}, connect_timeout_s=5)  # type: ignore[arg-type]
+    assert (stream.width, stream.height, stream.fps, stream.video_url) == (512, 512, 25.0, "")
+    await stream.speak(speech)  # no end: the answer is cut short
+    first = await stream.receive()
+    assert isinstance(first, bytes) and len(first) == 512 * 512 * 3 // 2
+    await stream.aclose()  # gone mid-answer
+    animation = app.state.animation  # type: ignore[attr-defined]
+    assert animation.queue.busy == 0  # the render's slot is free: its worker thread has returned
+    assert animation.live == {} and stored_files(tmp_path) == []
+
+
+async def test_a_frames_client_that_does_not_read_holds_the_render(app: object, speech: np.ndarray) -> None:
+    stream = await open_lipsync(base_url="http://t", app=app, options={"frames": True}, connect_timeout_s=5)  # type: ignore[arg-type]
+    try:
+        await stream.speak(speech)
+        await stream.send_end()
+        await anyio.sleep(1.5)  # a few frames wait in the socket's buffer; the worker waits for them to be read
+        animation = app.state.animation  # type: ignore[attr-defined]
+        assert animation.queue.busy == 1
+        frames = 0
+        while isinstance(message := await stream.receive(), bytes):
+            frames += 1
+        assert message["type"] == "done" and message["frames"] == frames == frame_count(speech.size, 25.0)
+    finally:
+        await stream.aclose()
+    assert animation.queue.busy == 0
