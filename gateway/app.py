@@ -6,12 +6,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 
+import anyio.to_thread
 from fastapi import FastAPI
 
 from comps.core.app import create_service_app
 from comps.core.settings import load_settings
+from comps.core.vad import SileroVad
 from gateway import proxy, routes
 from gateway.admission import Admission
+from gateway.live import routes as live_routes
+from gateway.live.sessions import LiveSessions
 from gateway.readiness import downstream_not_ready
 from gateway.settings import GatewaySettings
 from megaservice.avatarchatbot import STAGES, AvatarChatbot, stage_node
@@ -58,9 +62,15 @@ def create_app(settings: GatewaySettings | None = None, orchestrator: AvatarChat
             concurrency=config.max_concurrency, max_waiting=config.max_queue, retry_after_s=5.0, what="gateway"
         )
         app.state.readiness.dependencies = lambda: downstream_not_ready(chatbot)
-        app.state.readiness.set_ready()
+        vad = await anyio.to_thread.run_sync(SileroVad.load) if config.live_max_sessions else None
         try:
-            yield
+            async with anyio.create_task_group() as sessions:
+                app.state.live = LiveSessions(settings=config, chatbot=chatbot, vad=vad, group=sessions)
+                app.state.readiness.set_ready()
+                try:
+                    yield
+                finally:
+                    app.state.live.close_all()  # each session closes its connection as it ends
         finally:
             if orchestrator is None:
                 await chatbot.aclose()
@@ -74,4 +84,5 @@ def create_app(settings: GatewaySettings | None = None, orchestrator: AvatarChat
     )
     app.include_router(routes.router)
     app.include_router(proxy.router)
+    app.include_router(live_routes.router)
     return app

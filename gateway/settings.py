@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from comps.core.settings import ServiceSettings, env_alias
@@ -56,3 +56,18 @@ class GatewaySettings(ServiceSettings):
     # Whole pipelines at once; more wait up to max_queue, beyond that 503 + Retry-After.
     max_concurrency: int = Field(default=4, ge=1, le=64)
     max_queue: int = Field(default=32, ge=0, le=4096)
+
+    # Live conversations over WebRTC (POST /v1/realtime).
+    live_max_sessions: int = Field(default=2, ge=0, le=256, description="live sessions at once; 0 turns the mode off")
+    live_retry_after_s: float = Field(default=10.0, gt=0, description="Retry-After of the 503 past the limit")
+    live_connect_timeout_s: float = Field(default=15.0, gt=0, description="an offer whose media never connect ends")
+    live_idle_timeout_s: float = Field(default=300.0, gt=0, description="a session nobody speaks in ends after this")
+    live_silence_ms: int = Field(default=600, ge=100, le=5000, description="silence that ends the person's turn")
+    live_vad_threshold: float = Field(default=0.5, gt=0, lt=1, description="Silero VAD speech probability")
+    live_buffer_s: float = Field(default=2.0, gt=0, le=30, description="answer video rendered ahead of playback")
+    live_history_chars: int = Field(default=6000, ge=0, description="earlier turns kept for the LLM, in characters")
+    live_ice_servers: list[str] = Field(
+        default_factory=list, description='STUN/TURN URLs as JSON, e.g. ["stun:stun.example.org:3478"]'
+    )
+    live_turn_username: str | None = None
+    live_turn_credential: SecretStr | None = None

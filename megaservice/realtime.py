@@ -44,7 +44,7 @@ class StreamedAnswer:
     animation_s: float
 
 
-def _speech(tts: TtsResponse) -> npt.NDArray[np.float32]:
+def speech_samples(tts: TtsResponse) -> npt.NDArray[np.float32]:
     """Blocking: the chunk's WAV as 16 kHz mono samples."""
     return decode_audio(base64.b64decode(tts.tts_result), sample_rate=SAMPLE_RATE)
 
@@ -101,5 +101,5 @@ async def _relay(speech: MemoryObjectReceiveStream[TtsResponse], lipsync: LipSyn
     """Send each chunk's speech to the lip-sync stream as it comes; then end it and wait for the video."""
     async with speech:
         async for chunk in speech:
-            await lipsync.speak(await anyio.to_thread.run_sync(_speech, chunk))
+            await lipsync.speak(await anyio.to_thread.run_sync(speech_samples, chunk))
     done.update(await lipsync.end())

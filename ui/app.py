@@ -10,7 +10,7 @@ from pathlib import Path
 
 import gradio as gr
 import httpx
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import StreamingResponse
 
 from comps.core.app import create_service_app
@@ -69,6 +69,42 @@ def add_media_routes(app: FastAPI, gateway: GatewayClient) -> None:
         return Response(png, media_type="image/png")
 
 
+def add_live_routes(app: FastAPI, gateway: GatewayClient) -> None:
+    """`POST /live/offer` and `DELETE /live/session/{id}`: the Live tab's signalling, from the page's own origin.
+
+    Only the SDP goes through here; the media flow directly between the browser and the gateway.
+    """
+
+    @app.post(
+        "/live/offer",
+        tags=["live"],
+        status_code=201,
+        response_class=Response,
+        openapi_extra={"requestBody": {"required": True, "content": {"application/sdp": {"schema": {"type": "string"}}}}},  # noqa: E501
+    )
+    async def live_offer(request: Request, avatar: str | None = None) -> Response:
+        """The browser's SDP offer to the gateway (`POST /v1/realtime`); its answer back, `Location` kept."""
+        if avatar is not None and not AVATAR_ID.fullmatch(avatar):
+            raise InvalidRequest("not an avatar id", param="avatar", code="bad_avatar_id")
+        body = await request.body()
+        try:
+            answer, location = await gateway.live_offer(body.decode("utf-8", "replace"), avatar=avatar)
+        except GatewayError as exc:
+            raise as_service_error(exc) from exc
+        return Response(answer, status_code=201, media_type="application/sdp", headers={"Location": location})
+
+    @app.delete("/live/session/{session_id}", tags=["live"], status_code=204, response_class=Response)
+    async def live_end(session_id: str) -> Response:
+        """End the page's live session."""
+        if not VIDEO_ID.fullmatch(session_id):
+            raise InvalidRequest("a session id is 32 lowercase hex characters", param="session_id", code="bad_id")
+        try:
+            await gateway.live_end(session_id)
+        except GatewayError as exc:
+            raise as_service_error(exc) from exc
+        return Response(status_code=204)
+
+
 def create_app(settings: UiSettings | None = None, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
     """Build the UI app; `transport` lets a test reach an in-process gateway."""
     settings = settings or load_settings(UiSettings)
@@ -83,7 +119,8 @@ def create_app(settings: UiSettings | None = None, transport: httpx.AsyncBaseTra
     app = create_service_app(
         name="ui", description="AvatarChatbot web page", version=VERSION, settings=settings, lifespan=lifespan
     )
-    add_media_routes(app, gateway)  # before the page: Gradio is mounted at "/" and would take every path after it
+    add_media_routes(app, gateway)
+    add_live_routes(app, gateway)  # both before the page: Gradio is mounted at "/" and would take every path after it
     work_dir = settings.work_dir or Path(tempfile.gettempdir()) / "avatarchat-ui"
     page = Page(settings=settings, client=gateway, work_dir=work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)

@@ -173,6 +173,18 @@ class GatewayClient:
         response = await self._send("GET", f"/v1/avatars/{avatar_id}/image")
         return response.content
 
+    async def live_offer(self, sdp: str, *, avatar: str | None) -> tuple[str, str]:
+        """Start a live session (`POST /v1/realtime`): the gateway's SDP answer and the session's path."""
+        params = {"avatar": avatar} if avatar else {}
+        response = await self._send(
+            "POST", "/v1/realtime", content=sdp, params=params, headers={"Content-Type": "application/sdp"}
+        )
+        return response.text, response.headers.get("location", "")
+
+    async def live_end(self, session_id: str) -> None:
+        """End a live session (`DELETE /v1/realtime/{id}`)."""
+        await self._send("DELETE", f"/v1/realtime/{session_id}")
+
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = await self._client.request(method, path, **kwargs)

@@ -28,6 +28,27 @@ logger = logging.getLogger(__name__)
 MODES = ["default", "wav2lip", "wav2lip_gan", "wav2lip+gfpgan", "sadtalker", "sadtalker+gfpgan"]
 FIXED_RATE_MODES = ("sadtalker", "sadtalker+gfpgan")  # they render at 25 fps only: the slider does not apply
 
+LIVE_JS = Path(__file__).with_name("live.js")  # the Live tab's WebRTC client
+LIVE_HTML = (
+    '<div class="live"><video class="live-video" playsinline autoplay></video>'
+    '<div class="live-controls"><button class="live-start lg primary">Start</button>'
+    '<button class="live-stop lg secondary" disabled>Stop</button>'
+    '<label>Microphone <meter class="live-level" min="0" max="1" value="0"></meter></label></div>'
+    '<p class="live-state"></p><p class="live-error" hidden></p>'
+    '<p><b>You said:</b> <span class="live-heard"></span></p>'
+    '<p><b>Answer:</b> <span class="live-said"></span></p></div>'
+)
+LIVE_CSS = """
+.live { display: flex; flex-direction: column; gap: 8px; width: 100%; max-width: 520px; margin: 0 auto; }
+.live-video { width: 100%; aspect-ratio: 1 / 1; object-fit: contain; background: var(--background-fill-secondary);
+              border-radius: var(--block-radius); }
+.live-controls { display: flex; gap: 8px; align-items: center; }
+.live-controls button { padding: 6px 18px; border-radius: var(--button-large-radius); cursor: pointer; }
+.live-controls button.primary { background: var(--button-primary-background-fill);
+                                color: var(--button-primary-text-color); }
+.live-controls button:disabled { opacity: 0.5; cursor: default; }
+.live-error { color: var(--error-text-color); }
+"""
 PLAYER_JS = Path(__file__).with_name("player.js")  # gr.HTML's js_on_load: the MediaSource player
 # Fixed markup: Gradio re-renders an HTML component's template when it changes, which would strip the
 # `src` the script gives the <video>; the state travels in the value, which the template never shows.
@@ -58,6 +79,11 @@ def player_state(avatar: str | None, video: Video | None = None) -> str:
     if video is not None:
         state["video"] = {"id": video.id, "src": f"answer/{quote(video.id, safe='')}", "type": video.content_type}
     return json.dumps(state)
+
+
+def live_state(avatar: str | None) -> str:
+    """The Live tab's value (JSON read by live.js): the avatar its next session uses."""
+    return json.dumps({"avatar": avatar})
 
 
 @dataclass
@@ -221,8 +247,8 @@ def build_blocks(page: Page) -> gr.Blocks:
     blocks: gr.Blocks
     with gr.Blocks(title="AvatarChatbot") as blocks:
         history = gr.State([])
-        gr.Markdown("# AvatarChatbot\nAsk by voice or text; the avatar answers.")
-        with gr.Row():
+        gr.Markdown("# AvatarChatbot\nAsk by voice or text; the avatar answers. Or talk to it live, hands-free.")
+        with gr.Tab("Ask"), gr.Row():
             with gr.Column():
                 audio = gr.Audio(sources=["microphone", "upload"], type="filepath", label="Ask by voice")
                 text = gr.Textbox(label="…or type a question", elem_id="question")
@@ -250,6 +276,14 @@ def build_blocks(page: Page) -> gr.Blocks:
                 chat = gr.Chatbot(label="Conversation", height=240)
                 download = gr.File(label="The answer's video (mp4)", interactive=False, elem_id="answer-file")
 
+        with gr.Tab("Live"):
+            gr.Markdown("Press **Start**, allow the microphone and speak; the avatar answers when you pause, and "
+                        "stops when you talk over it. It uses the avatar chosen in the **Ask** tab.")
+            live = gr.HTML(
+                live_state(None), html_template=LIVE_HTML, css_template=LIVE_CSS,
+                js_on_load=LIVE_JS.read_text(encoding="utf-8"), elem_id="live",
+            )  # fmt: skip
+
         async def load(current: str | None) -> tuple[Any, Any, str]:
             try:
                 items, avatars = await page.avatar_gallery()
@@ -262,6 +296,7 @@ def build_blocks(page: Page) -> gr.Blocks:
         blocks.load(load, inputs=[avatar], outputs=[gallery, avatar, status])
         # Set by the person or by `load`: the player shows the chosen avatar's still until the next answer.
         avatar.change(player_state, inputs=[avatar], outputs=[player], show_progress="hidden")
+        avatar.change(live_state, inputs=[avatar], outputs=[live], show_progress="hidden")
         ask.click(
             page.ask,
             inputs=[audio, text, avatar, mode, fps, voice, history],

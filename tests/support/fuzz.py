@@ -64,6 +64,12 @@ Invalid cases are still generated and sent: they must be refused with a 4xx, nev
 """
 
 
+@schemathesis.serializer("application/sdp")
+def _sdp(ctx: Any, value: Any) -> bytes:
+    """The live mode's SDP offers are text (`POST /v1/realtime`)."""
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
 def schema_of(app: FastAPI) -> OpenApiSchema:
     """The schemathesis schema of `app`'s OpenAPI document."""
     return schemathesis.openapi.from_dict(app.openapi())
