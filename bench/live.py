@@ -12,10 +12,10 @@ Measured side by side in one run:
   frame with sound and the first video frame that differs from the idle avatar, at the client;
   p50 and p90 over the questions;
 - HTTP: the same spoken question to `POST /v1/avatarchatbot/stream` -> its first video fragment;
-- barge-in: the voice onset of a second utterance spoken over an answer -> the last answer audio
-  frame with sound at the client;
-- frames delivered / frames expected at 25 fps over the whole live session, and the stalls
-  (answer slots whose frame was not ready, so the last one was held).
+- barge-in: the voice onset of a second utterance spoken over an answer -> the `interrupted` event at
+  the client (the answer's queued speech is dropped then), and the answer's last sound after it;
+- frames delivered / frames expected at 25 fps over the whole live session, the stalls (answer slots
+  whose frame was not ready, so the last one was held) and the render rate the gateway settled on.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -42,7 +43,7 @@ from support.models import speak  # type: ignore[import-not-found]  # noqa: E402
 from comps.core.audio import encode_wav  # noqa: E402
 from comps.core.device import resolve_device  # noqa: E402
 from gateway.app import create_app  # noqa: E402
-from gateway.live.client import LiveClient, Received  # noqa: E402
+from gateway.live.client import LiveClient, Received, differs  # noqa: E402
 from gateway.settings import GatewaySettings  # noqa: E402
 from megaservice.asgi import StreamingASGITransport  # noqa: E402
 
@@ -57,7 +58,11 @@ QUESTIONS = [
 LONG = "Tell me a long story about a sailor and the sea."
 CUT = "Wait, stop, tell me about the mountains instead."
 SILENT_RMS = 0.01
-IDLE_DIFF = 4.0
+
+
+def peer(app: Any) -> Any:
+    """The gateway's one live session."""
+    return next(iter(app.state.live.peers.values()))
 
 
 def first_after(items: list[tuple[float, float]], since: float) -> float | None:
@@ -69,8 +74,7 @@ def voiced(received: Received) -> list[tuple[float, float]]:
 
 
 def lip_synced(received: Received, idle: np.ndarray) -> list[tuple[float, float]]:
-    return [(at, pts) for at, pts, gray in received.video
-            if gray.size and float(np.abs(gray.astype(np.float32) - idle).mean()) > IDLE_DIFF]  # fmt: skip
+    return [(at, pts) for at, pts, gray in received.video if gray.size and differs(gray, idle)]
 
 
 async def until(condition, timeout_s: float) -> None:  # type: ignore[no-untyped-def]
@@ -83,6 +87,18 @@ async def until(condition, timeout_s: float) -> None:  # type: ignore[no-untyped
 
 def states(received: Received) -> list[tuple[float, str]]:
     return [(at, event["state"]) for at, event in received.events_of("state")]
+
+
+def stages(received: Received, end: float) -> list[tuple[str, float]]:
+    """When each event of the turn after `end` arrived: turn end heard, transcript, first text, speaking."""
+    marks = [("turn ended", "state", "thinking"), ("transcript", "transcript", None), ("first text", "answer", None),
+             ("speaking", "state", "speaking")]  # fmt: skip
+    found = []
+    for name, kind, state in marks:
+        times = [at for at, e in received.events_of(kind) if at > end and (state is None or e.get("state") == state)]
+        if times:
+            found.append((name, times[0]))
+    return found
 
 
 async def answered(live: LiveClient, since: float) -> None:
@@ -100,17 +116,21 @@ async def live_runs(args: argparse.Namespace, http: httpx.AsyncClient, app: obje
     await live.connect(http)
     received = live.received
     await until(lambda: len(received.video) >= 10, 30)
-    idle = received.video[-1][2].astype(np.float32)
     audio_delays, video_delays = [], []
     for question in QUESTIONS[: args.questions]:
         utterance = live.microphone.say(speak(question))
         await until(lambda u=utterance: u.done, 60)
         await answered(live, utterance.voice_end)
         end = utterance.voice_end
+        # The idle avatar as the client saw it just before the answer (the encoder's quality settles at first).
+        idle = next(gray for at, _, gray in reversed(received.video) if gray.size and at < end)
         first_audio, first_frame = first_after(voiced(received), end), first_after(lip_synced(received, idle), end)
         heard = [e["text"] for at, e in received.events_of("transcript") if at > end][:1]
         print(f"  live  {question!r}: heard {heard}, first audio {first_audio - end:5.2f} s, "  # type: ignore[operator]
               f"first lip-synced frame {first_frame - end:5.2f} s")  # type: ignore[operator]  # fmt: skip
+        marks = ", ".join(f"{name} {at - end:4.2f} s" for name, at in stages(received, end))
+        inside = ", ".join(f"{name} {seconds:4.2f} s" for name, seconds in peer(app).conversation.timings.items())
+        print(f"        after the end of speech: {marks}; in the gateway, from the answer's start: {inside}")
         audio_delays.append(first_audio - end)  # type: ignore[operator]
         video_delays.append(first_frame - end)  # type: ignore[operator]
         received.video[:] = [(at, pts, gray if i % 25 == 0 else gray[:0]) for i, (at, pts, gray) in
@@ -124,17 +144,20 @@ async def live_runs(args: argparse.Namespace, http: httpx.AsyncClient, app: obje
         cut = live.microphone.say(speak(CUT))
         await until(lambda c=cut: c.done, 60)
         onset = cut.voice_onset
+        cut_at = next((at for at, _ in received.events_of("interrupted") if at > onset), None)
         before_next = [at for at, state in states(received) if state == "thinking" and at > onset]
         limit = before_next[0] if before_next else time.monotonic()
-        last = max((at for at, _ in voiced(received) if onset - 2 < at < limit), default=onset)
-        stops.append(last - onset)
-        print(f"  barge-in: the answer's sound stopped {last - onset:5.2f} s after the voice onset "
-              f"({len(received.events_of('interrupted'))} interrupted events so far)")  # fmt: skip
+        last = max((at for at, _ in voiced(received) if onset < at < limit), default=onset)
+        if cut_at is None:
+            print("  barge-in: no interruption (the answer had ended already)")
+        else:
+            stops.append(cut_at - onset)
+            print(f"  barge-in: interrupted {cut_at - onset:5.2f} s after the voice onset; the answer's last sound "
+                  f"{last - onset:5.2f} s after it")  # fmt: skip
         await answered(live, cut.voice_end)
     span = received.video[-1][0] - received.video[0][0]
     delivered = len(received.video) / (span * FPS + 1)
-    peer = next(iter(app.state.live.peers.values()))  # type: ignore[attr-defined]
-    stalls = peer.timeline.stalls
+    stalls, rate = peer(app).timeline.total_stalls, peer(app).render_rate.fps
     await live.close()
 
     def p(values: list[float], q: float) -> float:
@@ -147,7 +170,7 @@ async def live_runs(args: argparse.Namespace, http: httpx.AsyncClient, app: obje
     print(f"live: barge-in stop  p50 {p(stops, 50):5.2f} s  max {max(stops, default=float('nan')):5.2f} s"
           f"   (goal <= 0.3)")  # fmt: skip
     print(f"live: frames delivered / expected at {FPS:g} fps {delivered:5.3f}   (goal >= 0.98); "
-          f"answer frames held (stalls): {stalls} ({stalls / FPS:.2f} s)")  # fmt: skip
+          f"answer frames held (stalls): {stalls} ({stalls / FPS:.2f} s); lip-sync rendered at {rate:g} fps at the end")
 
 
 async def http_runs(args: argparse.Namespace, client: httpx.AsyncClient) -> None:
@@ -172,7 +195,8 @@ async def run(args: argparse.Namespace, ports: dict[str, int]) -> None:
         async with httpx.AsyncClient(transport=transport, base_url="http://gw", timeout=None) as client:
             await client.post("/v1/avatarchatbot", json={"text": "Hello.", "max_tokens": 8})  # warm-up
             await live_runs(args, client, app)
-            await http_runs(args, client)
+            if not args.no_http:
+                await http_runs(args, client)
 
 
 def main() -> None:
@@ -180,6 +204,7 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=4)
     parser.add_argument("--barge-ins", type=int, default=3)
     parser.add_argument("--max-tokens", type=int, default=48)
+    parser.add_argument("--no-http", action="store_true", help="skip the HTTP streamed answers")
     parser.add_argument("--llm", default=None, help="LLM_MODEL_ID (a folder or a .gguf file)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-live-") as folder:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from comps.core.settings import ServiceSettings, env_alias
@@ -63,7 +65,13 @@ class GatewaySettings(ServiceSettings):
     live_connect_timeout_s: float = Field(default=15.0, gt=0, description="an offer whose media never connect ends")
     live_idle_timeout_s: float = Field(default=300.0, gt=0, description="a session nobody speaks in ends after this")
     live_silence_ms: int = Field(default=600, ge=100, le=5000, description="silence that ends the person's turn")
+    live_eager_ms: int = Field(
+        default=250, ge=0, le=5000, description="a pause that starts the answer early (held until the turn ends); 0 off"
+    )
     live_vad_threshold: float = Field(default=0.5, gt=0, lt=1, description="Silero VAD speech probability")
+    live_render_rate: Literal["auto", "full", "half"] = Field(
+        default="auto", description="lip-sync at 25 fps, at 12.5 (each frame shown twice), or half once 25 stalls"
+    )
     live_buffer_s: float = Field(default=2.0, gt=0, le=30, description="answer video rendered ahead of playback")
     live_history_chars: int = Field(default=6000, ge=0, description="earlier turns kept for the LLM, in characters")
     live_ice_servers: list[str] = Field(
@@ -71,3 +79,12 @@ class GatewaySettings(ServiceSettings):
     )
     live_turn_username: str | None = None
     live_turn_credential: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _eager_before_the_end(self) -> GatewaySettings:
+        if self.live_eager_ms >= self.live_silence_ms:
+            raise ValueError(
+                f"GATEWAY_LIVE_EAGER_MS ({self.live_eager_ms}) must be shorter than GATEWAY_LIVE_SILENCE_MS "
+                f"({self.live_silence_ms}), or 0"
+            )
+        return self

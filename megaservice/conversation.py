@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -32,6 +34,8 @@ from megaservice.progress import Heard, Progress, ProgressObserver, ProgressTrac
 from megaservice.realtime import SAMPLE_RATE, speech_samples
 from megaservice.records import NodeEvent
 
+logger = logging.getLogger(__name__)
+
 
 class FrameSink(Protocol):
     """Where a turn's frames go, each with its speech; `put` waits while the sink is full."""
@@ -47,6 +51,12 @@ class _Said:
     text: list[str] = field(default_factory=list)  # the LLM's deltas, as shown
     chunks: list[tuple[str, int, int]] = field(default_factory=list)  # (text, first sample, end sample)
     committed: bool = False
+    began: float = field(default_factory=time.perf_counter)
+    marks: dict[str, float] = field(default_factory=dict)  # seconds from `began` to: heard, text, speech, frame
+
+    def mark(self, what: str) -> None:
+        """Note when `what` first happened."""
+        self.marks.setdefault(what, round(time.perf_counter() - self.began, 3))
 
     def spoken(self, samples: int) -> str:
         """The words of the chunks heard in the first `samples` speech samples (a chunk cut part-way by its share)."""
@@ -117,11 +127,25 @@ class Conversation:
         finally:
             await lipsync.aclose()
         self._commit(said, said.spoken(said.chunks[-1][2] if said.chunks else 0))
+        said.mark("done")
+        logger.info("live turn: %s s after its start", ", ".join(f"{k} {v:.2f}" for k, v in said.marks.items()))
 
-    def interrupt(self, played_frames: int) -> str:
-        """The turn in flight (or still playing) was cut after `played_frames` frames: keep what was spoken of it."""
+    def retract(self) -> None:
+        """The turn just answered was not a turn after all (the person spoke on): forget it."""
+        said, self._said = self._said, _Said(committed=True)
+        asked = [ChatMessage(role="user", content=said.question)]
+        if said.committed and said.question and self.history[-2:-1] == asked:
+            del self.history[-2:]
+
+    @property
+    def timings(self) -> dict[str, float]:
+        """Seconds from the start of the latest turn to what it has done: heard, text, speech, frame, done."""
+        return dict(self._said.marks)
+
+    def interrupt(self, played_s: float) -> str:
+        """The turn in flight (or still playing) was cut after `played_s` seconds of it: keep what was spoken of it."""
         said = self._said
-        spoken = said.spoken(round(played_frames * SAMPLE_RATE / self.fps))
+        spoken = said.spoken(round(played_s * SAMPLE_RATE))
         if said.committed and self.history and self.history[-1].role == "assistant":
             self.history[-1] = ChatMessage(role="assistant", content=spoken)
         elif said.question:
@@ -149,6 +173,7 @@ class Conversation:
             async with chunks_in:
                 async for text, tts in chunks_in:
                     samples = await anyio.to_thread.run_sync(speech_samples, tts)
+                    said.mark("speech")
                     said.chunks.append((text, speech.size, speech.size + samples.size))
                     speech.append(samples)
                     await lipsync.speak(samples)
@@ -158,6 +183,7 @@ class Conversation:
             per_frame = round(SAMPLE_RATE / self.fps)
             index = 0
             while isinstance(message := await lipsync.receive(), bytes):
+                said.mark("frame")
                 await self.sink.put(message, speech.pcm16(index * per_frame, (index + 1) * per_frame))
                 index += 1
 
@@ -170,8 +196,10 @@ class Conversation:
         def report(fact: Progress) -> None:
             if isinstance(fact, Heard):
                 said.question = fact.transcript
+                said.mark("heard")
             elif isinstance(fact, Wrote):
                 said.text.append(fact.delta)
+                said.mark("text")
             self.report(fact)
 
         return report

@@ -119,7 +119,25 @@ class TurnEnded:
     speech_s: float
 
 
-TurnEvent: TypeAlias = SpeechStarted | TurnEnded
+@dataclass(frozen=True, eq=False)
+class TurnPaused:
+    """The person paused `eager_ms` inside a turn: the turn so far, for work that may start before it surely ended.
+
+    Either `SpeechResumed` follows (the turn goes on: that work is void) or `TurnEnded` with the same audio.
+    """
+
+    audio: Samples
+    at_s: float
+
+
+@dataclass(frozen=True)
+class SpeechResumed:
+    """Speech again after a `TurnPaused`: the same turn goes on."""
+
+    at_s: float
+
+
+TurnEvent: TypeAlias = SpeechStarted | TurnPaused | SpeechResumed | TurnEnded
 
 
 def _chunks(ms: float) -> int:
@@ -149,8 +167,12 @@ class TurnDetector:
         min_speech_ms: float = 96,
         pre_roll_ms: float = 200,
         max_turn_s: float = 30.0,
+        eager_ms: float | None = None,
     ) -> None:
-        """Detect turns with `vad`, which the detector owns from now on (it resets it)."""
+        """Detect turns with `vad`, which the detector owns from now on (it resets it).
+
+        With `eager_ms` (shorter than `silence_ms`), a pause of that long inside a turn is a `TurnPaused`.
+        """
         self._vad = vad
         self._threshold = threshold
         self._silence_chunks = _chunks(silence_ms)
@@ -158,6 +180,9 @@ class TurnDetector:
         self._pre_roll = int(pre_roll_ms * SAMPLE_RATE / 1000)
         self._pre_roll_chunks = math.ceil(self._pre_roll / CHUNK)
         self._max_turn_chunks = _chunks(max_turn_s * 1000)
+        self._eager_chunks = _chunks(eager_ms) if eager_ms else None
+        if self._eager_chunks is not None and self._eager_chunks >= self._silence_chunks:
+            raise ValueError(f"eager_ms ({eager_ms}) must be shorter than silence_ms ({silence_ms})")
         self.reset()
 
     @property
@@ -176,6 +201,7 @@ class TurnDetector:
         self._triggered = False  # the hysteresis state: was the last chunk speech
         self._started = False
         self._silence = 0  # silence chunks since the last speech chunk
+        self._paused = False  # TurnPaused sent for the current pause
 
     def push(self, samples: npt.ArrayLike) -> list[TurnEvent]:
         """Feed mono float32 samples at 16 kHz, any length; return the events they complete (blocking).
@@ -207,10 +233,16 @@ class TurnDetector:
             if self._onset is None:
                 self._onset = index
             self._last_speech, self._silence = index, 0
+            if self._paused:
+                self._paused = False
+                return SpeechResumed(at_s=self._now())
         elif self._started:
             self._silence += 1
             if self._silence >= self._silence_chunks:
                 return self._end(forced=False)
+            if self._silence == self._eager_chunks:
+                self._paused = True
+                return TurnPaused(audio=self._turn_audio(), at_s=self._now())
         else:  # silence before the turn was confirmed: a blip, forget it
             self._onset = None
             self._keep_last(self._pre_roll_chunks)
@@ -223,16 +255,21 @@ class TurnDetector:
             return self._end(forced=True)
         return None
 
-    def _end(self, *, forced: bool) -> TurnEnded:
+    def _turn_audio(self) -> Samples:
+        """The turn so far: from `pre_roll` before its onset to ~100 ms after its last speech chunk."""
         assert self._onset is not None
         audio = np.concatenate(self._kept)
         start = max(0, self._onset * CHUNK - self._pre_roll)
         stop = min(audio.shape[0], (self._last_speech + 1) * CHUNK + _TAIL)
+        return audio[start:stop].copy()
+
+    def _end(self, *, forced: bool) -> TurnEnded:
+        assert self._onset is not None
         speech_s = (self._last_speech + 1 - self._onset) * CHUNK / SAMPLE_RATE
-        event = TurnEnded(audio=audio[start:stop].copy(), at_s=self._now(), speech_s=speech_s)
+        event = TurnEnded(audio=self._turn_audio(), at_s=self._now(), speech_s=speech_s)
         # After a cut the speech goes on: keep no pre-roll, or the next turn would repeat this one's end.
         self._keep_last(0 if forced else self._pre_roll_chunks)
-        self._onset, self._started, self._silence = None, False, 0
+        self._onset, self._started, self._silence, self._paused = None, False, 0, False
         return event
 
     def _keep_last(self, chunks: int) -> None:

@@ -109,6 +109,23 @@ class Received:
         return [(at, event) for at, event in self.events if event.get("type") == kind]
 
 
+Gray = npt.NDArray[np.uint8]
+
+
+def differs(gray: Gray, reference: Gray, *, block: int = 16, levels: float = 20) -> bool:
+    """Whether a received frame shows something else than `reference` (the idle avatar).
+
+    It does when the mean of some `block` x `block` square moved by more than `levels` grey levels (a
+    mouth redrawn), which the codec's noise does not do.
+    """
+    if gray.shape != reference.shape:
+        return bool(gray.size)
+    rows, cols = gray.shape[0] // block * block, gray.shape[1] // block * block
+    delta = gray[:rows, :cols].astype(np.float32) - reference[:rows, :cols].astype(np.float32)
+    means = delta.reshape(rows // block, block, cols // block, block).mean(axis=(1, 3))
+    return bool(np.abs(means).max() > levels)
+
+
 class LiveClient:
     """One live session with a gateway (see the module docstring); `keep_frames` keeps every gray frame."""
 

@@ -74,8 +74,10 @@ class Timeline:
         self._room.set()
         self.started_at: float | None = None  # monotonic time of slot 0
         self.played = 0  # answer frames played since the last `clear`
-        self.stalls = 0  # slots of an answer in flight that found no frame ready (its last frame held)
+        self.stalls = 0  # slots of this answer that found no frame ready (its last frame held)
+        self.total_stalls = 0  # the same over every answer
         self._answering = False
+        self._held = False
         self._last: Slot | None = None
 
     @property
@@ -88,13 +90,19 @@ class Timeline:
         self._idle = Slot(idle, self._silence, speaking=False)
 
     async def put(self, frame: I420, audio: Pcm) -> None:
-        """Queue an answer frame and its speech (`samples_per_slot` samples); waits while the queue is full."""
+        """Queue an answer frame and its speech; waits while the queue is full.
+
+        The speech decides how many slots the frame fills: `samples_per_slot` for one, twice that for a
+        frame rendered at half the rate (shown twice, each time with its own half of the speech).
+        """
         while len(self._queue) >= self.capacity:
             self._room.clear()
             await self._room.wait()
-        if audio.size < self.samples_per_slot:
-            audio = np.concatenate([audio, self._silence[: self.samples_per_slot - audio.size]])
-        self._queue.append(Slot(frame, audio[: self.samples_per_slot], speaking=True))
+        slots = max(1, -(-audio.size // self.samples_per_slot))
+        if audio.size < slots * self.samples_per_slot:
+            audio = np.concatenate([audio, np.zeros(slots * self.samples_per_slot - audio.size, np.int16)])
+        for part in audio.reshape(slots, self.samples_per_slot):
+            self._queue.append(Slot(frame, part, speaking=True))
 
     def clear(self) -> int:
         """Drop every queued answer frame (barge-in); the next slots are idle. Returns how many were dropped."""
@@ -102,7 +110,7 @@ class Timeline:
         self._queue.clear()
         self._room.set()
         self.played = 0
-        self._answering = False
+        self._answering = self._held = False
         self._last = None
         return dropped
 
@@ -112,10 +120,19 @@ class Timeline:
             self.started_at = time.monotonic()
         return self.started_at
 
-    def begin_answer(self) -> None:
-        """An answer is being made: from its first frame on, a late frame holds the last one (a stall), not idle."""
+    def begin_answer(self, *, held: bool = False) -> None:
+        """An answer is being made: from its first frame on, a late frame holds the last one (a stall), not idle.
+
+        A `held` answer (made before the turn surely ended) queues its frames but none plays until `release`.
+        """
         self.clear()
         self._answering = True
+        self._held = held
+        self.stalls = 0
+
+    def release(self) -> None:
+        """A held answer may play."""
+        self._held = False
 
     def end_answer(self) -> None:
         """Every frame of the answer is queued: once they have played, the avatar is idle again."""
@@ -126,7 +143,9 @@ class Timeline:
         decided = self._decided.get(index)
         if decided is not None:
             return decided
-        if self._queue:
+        if self._held:
+            decided = self._idle
+        elif self._queue:
             decided = self._last = self._queue.popleft()
             self.played += 1
             if len(self._queue) < self.capacity:
@@ -134,6 +153,7 @@ class Timeline:
         elif self._answering and self._last is not None:
             decided = Slot(self._last.frame, self._silence, speaking=True)
             self.stalls += 1
+            self.total_stalls += 1
         else:
             decided = self._idle
         self._decided[index] = decided
@@ -142,6 +162,34 @@ class Timeline:
         if self.on_slot is not None:
             self.on_slot(index, decided)
         return decided
+
+
+class RenderRate:
+    """The rate live answers are rendered at: `fps`, or half of it once the renderer has shown it cannot keep up.
+
+    After each answer played to its end, `observe` its stalls: more than `tolerance` of its slots held
+    means this machine renders slower than real time (Wav2Lip in fp32 on two AVX2 cores makes ~15
+    frames/s), and the next answers render every other frame, each shown twice with its own speech; 3
+    answers in a row without a stall at half rate try the full rate again.
+    """
+
+    def __init__(self, fps: float, *, adaptive: bool, tolerance: float = 0.05) -> None:
+        self.full = fps
+        self.fps = fps
+        self.adaptive = adaptive
+        self.tolerance = tolerance
+        self._smooth = 0  # answers in a row without a stall at half rate
+
+    def observe(self, *, stalls: int, played: int) -> None:
+        """An answer played `played` slots with frames and waited `stalls` slots for late ones."""
+        if not self.adaptive or played + stalls == 0:
+            return
+        if stalls > self.tolerance * (played + stalls):
+            self.fps, self._smooth = self.full / 2, 0
+        elif self.fps < self.full:
+            self._smooth += stalls == 0
+            if self._smooth >= 3:
+                self.fps, self._smooth = self.full, 0
 
 
 class _PacedTrack(MediaStreamTrack):

@@ -16,7 +16,7 @@ from comps.core.errors import InvalidRequest, NotFound, ServiceError, Unavailabl
 from comps.core.sampling import SamplingParameters
 from comps.core.upstream import status_error, transport_error
 from comps.core.vad import SileroVad, TurnDetector
-from gateway.live.media import I420, AnswerAudio, AvatarVideo, Timeline, i420_from_image
+from gateway.live.media import I420, AnswerAudio, AvatarVideo, RenderRate, Timeline, i420_from_image
 from gateway.live.peer import LivePeer, TimelineSink
 from gateway.settings import GatewaySettings
 from megaservice.avatarchatbot import AvatarChatbot, AvatarParameters
@@ -25,6 +25,7 @@ from megaservice.progress import Progress
 
 logger = logging.getLogger(__name__)
 
+PRE_ROLL_MS = 500  # audio kept before the speech onset: Silero is late on soft onsets ("who", "what")
 FPS = 25.0  # the live video's rate: 640 speech samples (two 20 ms audio frames) per frame
 STAGE = "animation"
 
@@ -48,6 +49,9 @@ class LiveSessions:
         self.vad = vad
         self.group = group
         self.peers: dict[str, LivePeer] = {}
+        self.render_rate = RenderRate(FPS, adaptive=settings.live_render_rate == "auto")
+        if settings.live_render_rate == "half":
+            self.render_rate.fps = FPS / 2
         self._opening = 0
 
     def check(self) -> None:
@@ -78,12 +82,15 @@ class LiveSessions:
             peer = LivePeer(
                 pc=pc,
                 timeline=timeline,
-                detector=TurnDetector(vad.fresh(), threshold=self.settings.live_vad_threshold,
-                                      silence_ms=self.settings.live_silence_ms),
+                detector=TurnDetector(
+                    vad.fresh(), threshold=self.settings.live_vad_threshold, silence_ms=self.settings.live_silence_ms,
+                    eager_ms=self.settings.live_eager_ms or None, pre_roll_ms=PRE_ROLL_MS,
+                ),
                 make_conversation=lambda sink, report: self._conversation(sink, report, avatar, options.voice),
                 frame_size=size,
                 idle_timeout_s=self.settings.live_idle_timeout_s,
                 connect_timeout_s=self.settings.live_connect_timeout_s,
+                render_rate=self.render_rate,
             )  # fmt: skip
             await _accept_offer(pc, offer_sdp)
             pc.addTrack(AnswerAudio(timeline))

@@ -243,3 +243,22 @@ def test_a_fresh_vad_shares_the_model_but_not_the_stream_state() -> None:
     reference = SileroVad.load()
     chunk = speech[: CHUNK]
     assert second.probability(chunk) == reference.probability(chunk)
+
+
+def test_an_eager_pause_comes_before_the_end_with_the_same_audio_and_speech_after_it_resumes_the_turn() -> None:
+    from support.models import speak
+
+    from comps.core.vad import SileroVad, SpeechResumed, SpeechStarted, TurnDetector, TurnEnded, TurnPaused
+
+    words = speak("What is the weather like in Paris this weekend?")
+    pause = np.zeros(16_000 * 3 // 10, np.float32)  # 300 ms: past eager_ms, short of silence_ms
+    detector = TurnDetector(SileroVad.load(), silence_ms=600, eager_ms=200)
+    events = detector.push(np.concatenate([words, pause, words, np.zeros(16_000, np.float32)]))
+    kinds = [type(event) for event in events]
+    assert kinds == [SpeechStarted, TurnPaused, SpeechResumed, TurnPaused, TurnEnded], kinds
+    paused, ended = events[3], events[4]
+    assert isinstance(paused, TurnPaused) and isinstance(ended, TurnEnded)
+    assert np.array_equal(paused.audio, ended.audio)  # the eager work had the whole turn
+    assert ended.at_s - paused.at_s == pytest.approx(0.4, abs=0.04)  # 600 - 200 ms later
+    with pytest.raises(ValueError, match="shorter"):
+        TurnDetector(SileroVad.load(), silence_ms=300, eager_ms=300)

@@ -135,3 +135,40 @@ def _png(frame: av.VideoFrame) -> bytes:
     codec = av.CodecContext.create("png", "w")
     codec.width, codec.height, codec.pix_fmt = frame.width, frame.height, "rgb24"
     return b"".join(bytes(p) for p in codec.encode(frame))
+
+
+@pytest.mark.anyio
+async def test_a_held_answer_queues_but_plays_only_once_released() -> None:
+    timeline = Timeline(picture(0))
+    timeline.begin_answer(held=True)
+    await timeline.put(picture(7), speech(7))
+    assert timeline.slot(0).speaking is False and timeline.queued == 1
+    timeline.release()
+    assert timeline.slot(1).frame[0, 0] == 7
+
+
+@pytest.mark.anyio
+async def test_a_frame_rendered_at_half_rate_fills_two_slots_each_with_its_own_speech() -> None:
+    timeline = Timeline(picture(0))
+    await timeline.put(picture(3), np.concatenate([speech(1), speech(2)]))
+    first, second = timeline.slot(0), timeline.slot(1)
+    assert first.frame[0, 0] == second.frame[0, 0] == 3
+    assert first.audio[0] == 1 and second.audio[0] == 2 and timeline.played == 2
+
+
+def test_the_render_rate_halves_after_an_answer_that_stalled_and_comes_back_after_three_smooth_ones() -> None:
+    from gateway.live.media import RenderRate
+
+    rate = RenderRate(25.0, adaptive=True)
+    rate.observe(stalls=2, played=100)  # 2 %: within tolerance
+    assert rate.fps == 25.0
+    rate.observe(stalls=30, played=100)
+    assert rate.fps == 12.5
+    for _ in range(2):
+        rate.observe(stalls=0, played=100)
+    assert rate.fps == 12.5
+    rate.observe(stalls=0, played=100)
+    assert rate.fps == 25.0
+    fixed = RenderRate(25.0, adaptive=False)
+    fixed.observe(stalls=100, played=1)
+    assert fixed.fps == 25.0

@@ -8,6 +8,8 @@ loopback ports, and the media flow over real UDP between the two aiortc peers.
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,7 +20,7 @@ import pytest
 from support.models import speak, word_error_rate
 
 from gateway.app import create_app
-from gateway.live.client import LiveClient, Received
+from gateway.live.client import LiveClient, Received, differs
 from gateway.settings import GatewaySettings
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
@@ -26,7 +28,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 QUESTION = "What is the capital of France?"
 URL = "http://gateway.test"
 SILENT_RMS = 0.01  # decoded Opus of digital silence stays far below this
-IDLE_DIFF = 4.0  # mean grey-level difference from the idle picture that a lip-synced frame exceeds
 
 
 @pytest.fixture
@@ -62,10 +63,7 @@ def states(received: Received) -> list[str]:
 
 def lip_synced(received: Received, idle: np.ndarray) -> list[tuple[float, float]]:
     """(arrival, pts) of every video frame that differs from the idle picture."""
-    return [
-        (at, pts) for at, pts, gray in received.video
-        if gray.shape == idle.shape and float(np.abs(gray.astype(np.float32) - idle).mean()) > IDLE_DIFF
-    ]  # fmt: skip
+    return [(at, pts) for at, pts, gray in received.video if differs(gray, idle)]
 
 
 def voiced(received: Received, since: float = 0.0) -> list[tuple[float, float]]:
@@ -80,7 +78,7 @@ async def test_a_spoken_question_is_heard_and_answered_with_lip_synced_frames_in
         await live.connect(http)
         received = live.received
         await until(lambda: len(received.video) >= 5, 30, "the idle avatar on screen")
-        idle = received.video[-1][2].astype(np.float32)
+        idle = received.video[-1][2]
         live.microphone.say(speak(QUESTION))
         await until(lambda: received.events_of("transcript"), 60, "a transcript event")
         await until(lambda: "speaking" in states(received), 120, "the avatar speaking")
@@ -132,10 +130,12 @@ async def test_speaking_over_the_answer_stops_it_and_keeps_what_was_said(gateway
         await live.close()
 
     assert stopped_while_talking  # the avatar went quiet while the person was still speaking over it
-    # No sound of the cut answer after the interruption, until the next answer begins.
+    # No sound of the cut answer after the interruption, until the next answer begins. The margin is the
+    # client's own: this loop also runs the gateway on two busy cores, so it reads frames that arrived
+    # earlier only later (bench/live.py measures how fast the sound stops: ~0.2 s).
     cut_at = received.events_of("interrupted")[0][0]
     thinking_again = [at for at, e in received.events_of("state") if e["state"] == "thinking" and at > cut_at]
-    late = [at for at, _ in voiced(received, since=cut_at + 0.2) if not thinking_again or at < thinking_again[0]]
+    late = [at for at, _ in voiced(received, since=cut_at + 1.0) if not thinking_again or at < thinking_again[0]]
     assert not late, f"answer audio {late[0] - cut_at:.2f} s after the interruption"
     history = peer.conversation.history
     assert history[0].role == "user"
@@ -144,16 +144,27 @@ async def test_speaking_over_the_answer_stops_it_and_keeps_what_was_said(gateway
     assert history[1].content == spoken
 
 
-async def test_closing_the_connection_frees_the_session_and_its_tasks(gateway: Any) -> None:
+def open_files() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_closing_the_connection_frees_the_session_its_tasks_threads_and_files(gateway: Any) -> None:
     app, http = gateway
-    before = len(asyncio.all_tasks())
-    live = LiveClient(URL, keep_frames=False)
-    await live.connect(http)
-    await until(lambda: live.received.video and live.received.audio, 30, "media flowing")
-    assert len(app.state.live.peers) == 1
-    await live.close()
-    await until(lambda: not app.state.live.peers, 15, "the session freed")
-    await until(lambda: len(asyncio.all_tasks()) <= before, 15, "every task of the session ended")
+
+    async def session() -> None:
+        live = LiveClient(URL, keep_frames=False)
+        await live.connect(http)
+        await until(lambda: live.received.video and live.received.audio, 30, "media flowing")
+        assert len(app.state.live.peers) == 1
+        await live.close()
+        await until(lambda: not app.state.live.peers, 15, "the session freed")
+
+    await session()  # the first one starts the pools a process keeps (the event loop's executor)
+    tasks, threads, files = len(asyncio.all_tasks()), threading.active_count(), open_files()
+    await session()
+    await until(lambda: len(asyncio.all_tasks()) <= tasks, 15, "every task of the session ended")
+    await until(lambda: threading.active_count() <= threads, 30, "every thread of the session ended")
+    await until(lambda: open_files() <= files, 15, "every socket and file of the session closed")
 
 
 async def test_a_malformed_offer_is_a_400_and_a_session_over_the_limit_a_503(gateway: Any) -> None:
@@ -189,3 +200,27 @@ async def test_a_malformed_offer_is_a_400_and_a_session_over_the_limit_a_503(gat
     assert full.value.response.json()["error"]["code"] == "live_sessions_full"
     assert (await http.delete("/v1/realtime/" + "0" * 32)).status_code == 404
     await until(lambda: not app.state.live.peers, 15, "the session freed")
+
+
+async def test_a_pause_inside_a_question_starts_no_answer_to_half_of_it(gateway: Any) -> None:
+    app, http = gateway
+    live = LiveClient(URL, keep_frames=False)
+    received = live.received
+    pause = np.zeros(16_000 * 4 // 10, np.float32)  # 400 ms: past GATEWAY_LIVE_EAGER_MS, short of the 600 ms end
+    try:
+        await live.connect(http)
+        await until(lambda: received.video, 30, "the idle avatar on screen")
+        question = live.microphone.say(np.concatenate([speak("What is the capital"), pause, speak("of France?")]))
+        await until(lambda: question.done, 30, "the question sent")
+        await until(lambda: "speaking" in states(received), 120, "the avatar speaking")
+        await until(lambda: states(received)[-1] == "listening", 120, "the answer spoken to its end")
+        peer = next(iter(app.state.live.peers.values()))
+        history = list(peer.conversation.history)
+    finally:
+        await live.close()
+    transcripts = [event["text"] for _, event in received.events_of("transcript")]
+    assert len(transcripts) == 1, transcripts  # the answer begun at the pause was dropped, unseen
+    # Both parts heard as one question (tiny.en hears the lone "of France?" loosely: count its words).
+    assert "capital" in transcripts[0].lower() and len(transcripts[0].split()) >= 5, transcripts
+    assert states(received)[:4] == ["listening", "thinking", "speaking", "listening"], states(received)
+    assert [m.role for m in history] == ["user", "assistant"] and history[0].content == transcripts[0]
