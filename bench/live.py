@@ -23,17 +23,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
-from realtime import FPS, cpu_model, default_llm, start_services, streamed  # type: ignore[import-not-found]
+from realtime import FPS, streamed, with_services  # type: ignore[import-not-found]
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
@@ -41,7 +39,6 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 from support.models import speak  # type: ignore[import-not-found]  # noqa: E402
 
 from comps.core.audio import encode_wav  # noqa: E402
-from comps.core.device import resolve_device  # noqa: E402
 from gateway.app import create_app  # noqa: E402
 from gateway.live.client import LiveClient, Received, differs  # noqa: E402
 from gateway.settings import GatewaySettings  # noqa: E402
@@ -206,20 +203,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--no-http", action="store_true", help="skip the HTTP streamed answers")
     parser.add_argument("--llm", default=None, help="LLM_MODEL_ID (a folder or a .gguf file)")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-live-") as folder:
-        llm, label = (args.llm, args.llm) if args.llm else default_llm(Path(folder))
-        print(f"CPU: {cpu_model()} ({os.cpu_count()} cores); native bf16: {resolve_device('cpu').native_bf16}")
-        print(f"models: faster-whisper tiny.en, {label}, Piper joe, Wav2Lip (deterministic weights), {FPS:g} fps")
-        processes, ports = start_services(Path(folder), llm)
-        try:
-            asyncio.run(run(args, ports))
-        finally:
-            for process in processes:
-                process.terminate()
-            for process in processes:
-                process.wait(timeout=30)
-
+    with_services(parser.parse_args(), run, prefix="bench-live-")
 
 if __name__ == "__main__":
     main()

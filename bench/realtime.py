@@ -28,8 +28,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -226,8 +228,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--llm", default=None, help="LLM_MODEL_ID (a folder or a .gguf file)")
     parser.add_argument("--trace", action="store_true", help="print each stall: where and how long")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-realtime-") as folder:
+    with_services(parser.parse_args(), run, prefix="bench-realtime-")
+
+
+def with_services(args: argparse.Namespace, run: Callable[..., Coroutine[Any, Any, None]], *, prefix: str) -> None:
+    """Print the CPU and the models, start the four services, `run(args, ports)` against them, stop them."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as folder:
         llm, label = (args.llm, args.llm) if args.llm else default_llm(Path(folder))
         print(f"CPU: {cpu_model()} ({os.cpu_count()} cores); native bf16: {resolve_device('cpu').native_bf16}")
         print(f"models: faster-whisper tiny.en, {label}, Piper joe, Wav2Lip (deterministic weights), {FPS:g} fps")

@@ -103,7 +103,7 @@ def test_every_extra_installed_exists_in_pyproject(path: Path) -> None:
     service = path.parent.name
     extras = _installed_extras(path)
     assert extras <= set(EXTRAS), extras - set(EXTRAS)
-    expected = {"gateway": set(), "ui": {"ui"}}.get(
+    expected = {"gateway": {"live"}, "ui": {"ui"}}.get(
         service, {service} | ({"torch"} if path in GAUDI.values() else set())
     )
     assert extras == expected
