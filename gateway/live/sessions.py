@@ -13,11 +13,11 @@ import httpx
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 
 from comps.core.errors import InvalidRequest, NotFound, ServiceError, Unavailable
-from comps.core.sampling import SamplingParameters
 from comps.core.upstream import status_error, transport_error
 from comps.core.vad import SileroVad, TurnDetector
 from gateway.live.media import I420, AnswerAudio, AvatarVideo, RenderRate, Timeline, i420_from_image
 from gateway.live.peer import LivePeer, TimelineSink
+from gateway.schemas import AvatarChatRequest
 from gateway.settings import GatewaySettings
 from megaservice.avatarchatbot import AvatarChatbot, AvatarParameters
 from megaservice.conversation import Conversation
@@ -131,8 +131,11 @@ class LiveSessions:
         self, sink: TimelineSink, report: Callable[[Progress], None], avatar: str, voice: str | None
     ) -> Conversation:
         settings = self.settings
+        # The sampling of an HTTP request that sets none (OPEA's defaults: near-greedy, what the default prompt
+        # was tuned with); at the server's defaults (temperature 1) a small model rambles.
+        sampling = AvatarChatRequest.model_construct().sampling().model_copy(update={"max_tokens": settings.max_tokens})
         params = AvatarParameters(
-            sampling=SamplingParameters(max_tokens=settings.max_tokens),
+            sampling=sampling,
             model=settings.llm_model,
             system_prompt=settings.system_prompt,
             voice=voice,
