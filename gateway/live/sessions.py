@@ -92,11 +92,7 @@ class LiveSessions:
                 connect_timeout_s=self.settings.live_connect_timeout_s,
                 render_rate=self.render_rate,
             )  # fmt: skip
-            await _accept_offer(pc, offer_sdp)
-            pc.addTrack(AnswerAudio(timeline))
-            pc.addTrack(AvatarVideo(timeline))
-            await pc.setLocalDescription(await pc.createAnswer())
-            answer = pc.localDescription.sdp
+            answer = await _answer_offer(pc, offer_sdp, timeline)
         except BaseException:
             if pc is not None:
                 with anyio.CancelScope(shield=True):
@@ -179,15 +175,26 @@ class LiveSessions:
         return response
 
 
-async def _accept_offer(pc: RTCPeerConnection, sdp: str) -> None:
-    """Set the client's offer; a malformed one, or one that sends no audio, is the caller's mistake (400)."""
+async def _answer_offer(pc: RTCPeerConnection, sdp: str, timeline: Timeline) -> str:
+    """Our SDP answer to the client's offer, our tracks on the transceivers it offered.
+
+    The offer must send audio (the microphone); the avatar's video goes out only where the offer has a
+    video section (a voice-only client gets the speech alone). An offer aiortc cannot use is the caller's
+    mistake: 400.
+    """
     if "m=audio" not in sdp:
         raise InvalidRequest("the offer has no audio: send the microphone as an audio track", code="bad_sdp",
                              param="sdp")  # fmt: skip
     try:
         await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        kinds = {transceiver.kind for transceiver in pc.getTransceivers()}
+        pc.addTrack(AnswerAudio(timeline))
+        if "video" in kinds:
+            pc.addTrack(AvatarVideo(timeline))
+        await pc.setLocalDescription(await pc.createAnswer())
     except ServiceError:
         raise
-    except Exception as exc:  # aiortc raises ValueError, KeyError, IndexError ... on a malformed SDP
+    except Exception as exc:  # aiortc raises ValueError, KeyError, IndexError ... on offers it cannot use
         raise InvalidRequest(f"the SDP offer cannot be used: {type(exc).__name__}: {exc}"[:300], code="bad_sdp",
                              param="sdp") from exc  # fmt: skip
+    return str(pc.localDescription.sdp)

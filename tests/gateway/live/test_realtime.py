@@ -224,3 +224,37 @@ async def test_a_pause_inside_a_question_starts_no_answer_to_half_of_it(gateway:
     assert "capital" in transcripts[0].lower() and len(transcripts[0].split()) >= 5, transcripts
     assert states(received)[:4] == ["listening", "thinking", "speaking", "listening"], states(received)
     assert [m.role for m in history] == ["user", "assistant"] and history[0].content == transcripts[0]
+
+
+@pytest.fixture
+async def impatient_gateway(real_services: dict[str, Any]) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
+    app = create_app(settings(real_services, live_idle_timeout_s=1.0, live_connect_timeout_s=2.0))
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url=URL) as client:
+        yield app, client
+
+
+async def test_a_silent_session_ends_after_the_idle_timeout_and_a_never_connected_one_after_the_connect_timeout(
+    impatient_gateway: Any,
+) -> None:
+    app, http = impatient_gateway
+    live = LiveClient(URL, keep_frames=False)
+    try:
+        await live.connect(http)
+        await until(lambda: live.received.events_of("closed"), 30, "the server closing the idle session")
+        await until(lambda: not app.state.live.peers, 15, "the session freed")
+    finally:
+        await live.close()
+    assert live.received.events_of("closed")[0][1]["reason"] == "idle_timeout"
+
+    from aiortc import RTCPeerConnection
+
+    silent = RTCPeerConnection()  # offers, and never applies the answer: its media never connect
+    silent.addTransceiver("audio", direction="sendrecv")
+    await silent.setLocalDescription(await silent.createOffer())
+    response = await http.post("/v1/realtime", content=silent.localDescription.sdp,
+                               headers={"Content-Type": "application/sdp"})  # fmt: skip
+    assert response.status_code == 201
+    assert len(app.state.live.peers) == 1
+    await until(lambda: not app.state.live.peers, 15, "the unconnected session ended")
+    await silent.close()
