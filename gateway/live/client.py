@@ -20,7 +20,14 @@ import av
 import httpx
 import numpy as np
 import numpy.typing as npt
-from aiortc import AudioStreamTrack, MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    AudioStreamTrack,
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
 from aiortc.mediastreams import MediaStreamError
 
 from gateway.live.media import AUDIO_FRAME, SAMPLE_RATE
@@ -129,13 +136,21 @@ def differs(gray: Gray, reference: Gray, *, block: int = 16, levels: float = 20)
 class LiveClient:
     """One live session with a gateway (see the module docstring); `keep_frames` keeps every gray frame."""
 
-    def __init__(self, gateway_url: str, *, avatar: str | None = None, keep_frames: bool = True) -> None:
+    def __init__(
+        self,
+        gateway_url: str,
+        *,
+        avatar: str | None = None,
+        keep_frames: bool = True,
+        ice_servers: list[RTCIceServer] | None = None,
+    ) -> None:
         self.url = gateway_url.rstrip("/")
         self.avatar = avatar
         self.keep_frames = keep_frames
         self.microphone = Microphone()
         self.received = Received()
-        self.pc = RTCPeerConnection()
+        # No ICE servers unless given: aiortc's default asks a public STUN server, which a closed network lacks.
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers or []))
         self.session_url: str | None = None
         self._tasks: list[asyncio.Task[None]] = []
 

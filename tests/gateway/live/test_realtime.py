@@ -247,9 +247,9 @@ async def test_a_silent_session_ends_after_the_idle_timeout_and_a_never_connecte
         await live.close()
     assert live.received.events_of("closed")[0][1]["reason"] == "idle_timeout"
 
-    from aiortc import RTCPeerConnection
+    from aiortc import RTCConfiguration, RTCPeerConnection
 
-    silent = RTCPeerConnection()  # offers, and never applies the answer: its media never connect
+    silent = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # offers, never applies the answer: never connects
     silent.addTransceiver("audio", direction="sendrecv")
     await silent.setLocalDescription(await silent.createOffer())
     response = await http.post("/v1/realtime", content=silent.localDescription.sdp,
