@@ -22,6 +22,7 @@ from ui.settings import UiSettings
 
 VERSION = "0.1.0"
 VIDEO_ID = re.compile(r"[0-9a-f]{32}")  # the animation service's ids: uuid4().hex
+MAX_OFFER_BYTES = 64 * 1024  # the gateway's bound on an SDP offer (gateway.live.routes)
 AVATAR_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # the gateway's pattern for ids
 
 
@@ -87,6 +88,9 @@ def add_live_routes(app: FastAPI, gateway: GatewayClient) -> None:
         if avatar is not None and not AVATAR_ID.fullmatch(avatar):
             raise InvalidRequest("not an avatar id", param="avatar", code="bad_avatar_id")
         body = await request.body()
+        if not body.strip() or len(body) > MAX_OFFER_BYTES:
+            # Refused here, not forwarded: an offer is a few kB of text (the gateway checks what it says).
+            raise InvalidRequest(f"send an SDP offer of at most {MAX_OFFER_BYTES} bytes", param="sdp", code="bad_sdp")
         try:
             answer, location = await gateway.live_offer(body.decode("utf-8", "replace"), avatar=avatar)
         except GatewayError as exc:
