@@ -92,7 +92,7 @@ class Caller:
     async def _unary_once(self, service: MicroService, body: Any) -> Any:
         try:
             async with asyncio.timeout(service.timeout_s):
-                response = await self.client.post(service.http_url, json=body)
+                response = await self.client.post(service.http_url, json=body, headers=service.headers)
         except TimeoutError as exc:
             raise deadline_error(service.name, service.timeout_s) from exc
         except httpx.HTTPError as exc:
@@ -137,7 +137,7 @@ class Caller:
         assert service.stream_decoder is not None
         try:
             async with asyncio.timeout(service.timeout_s):
-                async with self.client.stream("POST", service.http_url, json=body) as response:
+                async with self.client.stream("POST", service.http_url, json=body, headers=service.headers) as response:
                     if not response.is_success:
                         raise status_error(service.name, response, await response.aread())
                     async for event in parse_sse(response.aiter_lines()):

@@ -115,7 +115,7 @@ class Conversation:
         animation = self.chatbot.nodes["animation"]
         lipsync = await open_lipsync(
             base_url=animation.base_url, app=animation.app, options=options,
-            connect_timeout_s=self.chatbot.connect_timeout_s,
+            connect_timeout_s=self.chatbot.connect_timeout_s, headers=animation.headers,
         )  # fmt: skip
         try:
             await self._answer(lipsync, AsrRequest(audio=base64.b64encode(wav).decode(), language=params.language),

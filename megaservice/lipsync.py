@@ -24,6 +24,7 @@ import numpy.typing as npt
 from anyio.streams.memory import MemoryObjectSendStream
 from starlette.types import ASGIApp, Message
 
+from comps.core.auth import CLOSE_POLICY
 from comps.core.concurrency import UNBOUNDED, Producer
 from comps.core.errors import ServiceError, Unavailable, UpstreamError
 from comps.core.request_id import REQUEST_ID_HEADER, current_request_id
@@ -164,7 +165,10 @@ class _AsgiSocket:
         self._inbox.send_nowait({"type": "websocket.connect"})
         message = await anext(self._outgoing)
         if message["type"] != "websocket.accept":
-            raise UpstreamError(f"{STAGE}: the in-process stream refused the connection", code="upstream_error")
+            reason = f": {message['reason']}" if message.get("reason") else ""
+            code = "upstream_auth" if message.get("code") == CLOSE_POLICY else "upstream_error"
+            await self._outgoing.aclose()
+            raise UpstreamError(f"{STAGE}: the in-process stream refused the connection{reason}", code=code)
 
     async def send_text(self, text: str) -> None:
         self._inbox.send_nowait({"type": "websocket.receive", "text": text})
@@ -191,10 +195,18 @@ class _AsgiSocket:
 
 
 async def open_lipsync(
-    *, base_url: str, app: ASGIApp | None, options: Mapping[str, Any], connect_timeout_s: float
+    *,
+    base_url: str,
+    app: ASGIApp | None,
+    options: Mapping[str, Any],
+    connect_timeout_s: float,
+    headers: Mapping[str, str] | None = None,
 ) -> LipSyncStream:
-    """Open a stream to the animation service at `base_url` (or to its in-process `app`) and start it."""
-    headers = {REQUEST_ID_HEADER: rid} if (rid := current_request_id()) else {}
+    """Open a stream to the animation service at `base_url` (or to its in-process `app`) and start it.
+
+    `headers` go on the handshake: the node's key (`MicroService.headers`), where it has one.
+    """
+    headers = {**(headers or {}), **({REQUEST_ID_HEADER: rid} if (rid := current_request_id()) else {})}
     socket: _Socket
     try:
         if app is not None:
@@ -222,6 +234,12 @@ async def open_lipsync(
                 raise
             socket = _AiohttpSocket(session, ws)
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        if isinstance(exc, aiohttp.WSServerHandshakeError) and exc.status in (401, 403):
+            # As `comps.core.upstream.status_error` says of a 401/403: our credentials are wrong, not the caller's.
+            raise UpstreamError(
+                f"{STAGE}: the stream was refused (HTTP {exc.status}); check the API key this service sends",
+                code="upstream_auth",
+            ) from exc
         raise Unavailable(f"{STAGE}: cannot open the stream at {base_url}: {exc}", code="upstream_unreachable") from exc
     stream = LipSyncStream(socket)
     try:

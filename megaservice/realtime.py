@@ -63,7 +63,11 @@ async def stream_answer(
     """Run asr -> llm -> tts on `graph` and lip-sync the speech on one stream as it is spoken."""
     started = time.perf_counter()
     lipsync = await open_lipsync(
-        base_url=animation.base_url, app=animation.app, options=lipsync_options, connect_timeout_s=connect_timeout_s
+        base_url=animation.base_url,
+        app=animation.app,
+        options=lipsync_options,
+        connect_timeout_s=connect_timeout_s,
+        headers=animation.headers,
     )
     try:
         observer(VideoStarted(lipsync.id))

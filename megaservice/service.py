@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 from starlette.types import ASGIApp
+
+from comps.core.auth import bearer
 
 IN_PROCESS_DOMAIN = "in-process"
 """In-process nodes are addressed as `http://<name>.in-process`; the shared client mounts their app there."""
@@ -48,6 +50,7 @@ class MicroService:
         timeout_s: seconds for one attempt (for a streaming node: until its stream ends).
         retries: extra attempts after a retryable failure (503, 502, 504, connection refused).
         scheme: "http" or "https" for a remote service.
+        api_key: the bearer key sent on every call to the node (HTTP and WebSocket); None sends none.
     """
 
     name: str
@@ -63,6 +66,7 @@ class MicroService:
     timeout_s: float = 60.0
     retries: int = 1
     scheme: str = "http"
+    api_key: SecretStr | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.endpoint.startswith("/"):
@@ -88,6 +92,11 @@ class MicroService:
     def url(self) -> str:
         """The full URL the node posts to."""
         return self.base_url + self.endpoint
+
+    @cached_property
+    def headers(self) -> dict[str, str]:
+        """The headers every call to the node carries: its key, where it has one."""
+        return bearer(self.api_key)
 
     @cached_property
     def http_url(self) -> httpx.URL:

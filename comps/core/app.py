@@ -1,4 +1,4 @@
-"""The service app factory: health, readiness, OPEA health_check and statistics, metrics, errors, limits."""
+"""The service app factory: health, readiness, OPEA health_check and statistics, metrics, errors, limits, security."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from comps.core.auth import ApiKeyAuth
+from comps.core.cors import install_cors
 from comps.core.errors import Unavailable, error_response, install_error_handlers
 from comps.core.limits import BodySizeLimit
 from comps.core.observability import Statistics, configure_logging, observe_requests
@@ -83,8 +85,12 @@ def create_service_app(
     app.state.statistics = Statistics(service=name)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    # Added last, so outermost: every answer, a refused body's 413 included, carries the request id.
+    if settings.service_api_key is not None:  # before the body is read (see comps.core.auth for what stays open)
+        app.add_middleware(ApiKeyAuth, key=settings.service_api_key)
+    # Added after those, so outside them: every answer, a refused body's 413 and a 401 included, carries the
+    # request id; CORS outermost of all (a preflight carries no key).
     app.middleware("http")(observe_requests(app.state.statistics))
+    install_cors(app, settings.cors_origins)
 
     @app.get("/health", tags=["ops"])
     async def health() -> dict[str, str]:

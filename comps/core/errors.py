@@ -18,6 +18,7 @@ class ErrorCategory(StrEnum):
     """What went wrong, from the caller's point of view."""
 
     INVALID_REQUEST = "invalid_request"
+    AUTHENTICATION = "authentication"
     NOT_FOUND = "not_found"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     UNPROCESSABLE = "unprocessable"
@@ -31,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 _STATUS: dict[ErrorCategory, int] = {
     ErrorCategory.INVALID_REQUEST: 400,
+    ErrorCategory.AUTHENTICATION: 401,
     ErrorCategory.NOT_FOUND: 404,
     ErrorCategory.PAYLOAD_TOO_LARGE: 413,
     ErrorCategory.UNPROCESSABLE: 422,
@@ -98,6 +100,12 @@ class InvalidRequest(ServiceError):
     category = ErrorCategory.INVALID_REQUEST
 
 
+class AuthenticationError(ServiceError):
+    """The request lacks the service's API key, or carries a wrong one (401, with `WWW-Authenticate: Bearer`)."""
+
+    category = ErrorCategory.AUTHENTICATION
+
+
 class NotFound(ServiceError):
     """The named resource does not exist (404)."""
 
@@ -143,7 +151,8 @@ class InternalError(ServiceError):
 _CLASSES: dict[ErrorCategory, type[ServiceError]] = {
     cls.category: cls
     for cls in (
-        InvalidRequest, NotFound, PayloadTooLarge, Unprocessable, Unavailable, Timeout, UpstreamError, InternalError
+        InvalidRequest, AuthenticationError, NotFound, PayloadTooLarge, Unprocessable, Unavailable, Timeout,
+        UpstreamError, InternalError,
     )
 }  # fmt: skip
 _BY_STATUS: dict[int, type[ServiceError]] = {status: _CLASSES[category] for category, status in _STATUS.items()}
@@ -165,6 +174,8 @@ def class_for_status(status: int) -> type[ServiceError]:
 def error_response(error: ServiceError) -> JSONResponse:
     """Render a ServiceError as a JSON response with the envelope."""
     headers = {}
+    if error.category is ErrorCategory.AUTHENTICATION:
+        headers["WWW-Authenticate"] = "Bearer"
     if error.retry_after is not None:
         headers["Retry-After"] = str(max(1, round(error.retry_after)))
     return JSONResponse(error.to_body(), status_code=error.status, headers=headers)
