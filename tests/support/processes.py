@@ -57,9 +57,9 @@ class ServiceProcesses:
         self.log_dir = log_dir
         self.started: list[ServiceProcess] = []
 
-    def start(self, name: str, service: str, env: dict[str, str]) -> ServiceProcess:
-        """Start `avatarchat serve <service>` on a free port with `env` over this process's environment."""
-        port = free_port()
+    def start(self, name: str, service: str, env: dict[str, str], *, port: int | None = None) -> ServiceProcess:
+        """Start `avatarchat serve <service>` on `port` (None: a free one), `env` over this process's environment."""
+        port = port or free_port()
         log = self.log_dir / f"{name}.log"
         command = [sys.executable, "-m", "cli.main", "serve", service, "--host", "127.0.0.1", "--port", str(port)]
         with log.open("wb") as out:  # the child holds its own copy of the descriptor
