@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Fill the weight volumes once. Each service's own image runs `avatarchat download <component>`
-# with that service's environment (from .env or set_env.sh), so what is fetched is exactly what the
-# service will load; vLLM's model goes into its llm-cache volume the same way. The services
-# themselves start offline (AVATARCHAT_OFFLINE=true) and never download.
+# Fetch the weights ahead of time. Optional: `docker compose up` runs the same steps itself, in the
+# one-shot `<service>-models` containers each model service waits for. This runs them on their own,
+# e.g. before going offline. Each service's own image runs `avatarchat download <component>` with
+# that service's environment (from .env or set_env.sh), so what is fetched is exactly what the
+# service will load; with compose.vllm.yaml (COMPOSE_FILE), vLLM's model goes into its llm-cache
+# volume the same way. The services themselves start offline (AVATARCHAT_OFFLINE=true).
 #
-#   compose/download.sh xeon     # or gaudi; after `docker compose build`
+#   compose/download.sh xeon     # or gaudi
 set -euo pipefail
 
 hardware="${1:?usage: download.sh xeon|gaudi}"
@@ -16,7 +18,8 @@ fetch() {
     docker compose run --rm --no-deps -e AVATARCHAT_OFFLINE=false -e HF_HUB_OFFLINE=0 "$1" sh -c "$2"
 }
 
-# The commands expand variables inside the container, from the service's own environment.
+# The commands expand variables inside the container, from the service's own environment; they are
+# the commands of the `<service>-models` containers in compose.yaml.
 # shellcheck disable=SC2016
 {
     fetch asr 'avatarchat download whisper'
@@ -25,14 +28,13 @@ fetch() {
         case "$INFERENCE_MODE,$ANIMATION_MODES" in *sadtalker*) avatarchat download sadtalker ;; esac'
 }
 
-# The LLM of the active profile (COMPOSE_PROFILES): our llm service, or vLLM's model from the hub.
+# The LLM that runs: our llm service, or (compose.vllm.yaml) vLLM's model from the hub.
 active="$(docker compose config --services)"
 if grep -qx llm <<<"${active}"; then
     # shellcheck disable=SC2016
     fetch llm 'avatarchat download llm'
 fi
-if grep -qx vllm-service <<<"${active}"; then
-    echo "== vllm-service: the model named by LLM_MODEL_ID, into the llm-cache volume"
-    docker compose run --rm --no-deps -e HF_HUB_OFFLINE=0 --entrypoint python3 vllm-service -c \
-        "import os; from huggingface_hub import snapshot_download; print(snapshot_download(os.environ['LLM_MODEL_ID']))"
+if grep -qx vllm-models <<<"${active}"; then
+    echo "== vllm-models: the model named by LLM_MODEL_ID, into the llm-cache volume"
+    docker compose run --rm --no-deps vllm-models
 fi

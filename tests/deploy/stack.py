@@ -15,6 +15,8 @@ from pydantic_settings import BaseSettings
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = {"xeon": REPO / "compose" / "xeon" / "compose.yaml", "gaudi": REPO / "compose" / "gaudi" / "compose.yaml"}
+# The overlay that swaps our llm service for vLLM (COMPOSE_FILE=compose.yaml:compose.vllm.yaml).
+VLLM_OVERLAY = {hardware: path.with_name("compose.vllm.yaml") for hardware, path in COMPOSE.items()}
 DOCKERFILES = sorted((REPO / "docker").glob("*/Dockerfile*"))
 
 # Our compose services and the settings class each one runs (`avatarchat serve <service>`).
@@ -28,6 +30,16 @@ SETTINGS = {
 }
 MODEL_SERVICES = ("asr", "llm", "tts", "animation")
 THIRD_PARTY = ("vllm-service",)
+# The one-shot weights fetcher each model service waits for (`avatarchat download ...` in its image).
+FETCHERS = {service: f"{service}-models" for service in MODEL_SERVICES} | {"vllm-service": "vllm-models"}
+# OPEA's host-port variables: only where a service is published (`ports:`), never an address.
+HOST_PORT_VARIABLES = {
+    "asr": "WHISPER_SERVER_PORT",
+    "tts": "SPEECHT5_SERVER_PORT",
+    "llm": "LLM_SERVER_PORT",
+    "vllm-service": "LLM_SERVER_PORT",
+    "animation": "ANIMATION_SERVICE_PORT",
+}
 
 # Variables a container reads that are no setting of ours, and who reads them.
 RUNTIME_ENV = {
@@ -72,18 +84,36 @@ def compose(hardware: str) -> dict[str, Any]:
     return parsed
 
 
+@cache
+def vllm_overlay(hardware: str) -> dict[str, Any]:
+    """The parsed compose.vllm.yaml of a hardware."""
+    parsed: dict[str, Any] = yaml.safe_load(VLLM_OVERLAY[hardware].read_text(encoding="utf-8"))
+    return parsed
+
+
 def services(hardware: str) -> dict[str, dict[str, Any]]:
-    """The services of a compose file."""
-    found: dict[str, dict[str, Any]] = compose(hardware)["services"]
+    """The services of a compose file, and vLLM's from its overlay (`vllm-service`, `vllm-models`)."""
+    found: dict[str, dict[str, Any]] = dict(compose(hardware)["services"])
+    for name in ("vllm-service", "vllm-models"):
+        found[name] = vllm_overlay(hardware)["services"][name]
     return found
 
 
-def raw_environment(service: dict[str, Any]) -> dict[str, str]:
-    """A service's `environment`, map or list form, values not interpolated."""
+def _environment_entries(service: dict[str, Any]) -> dict[str, str | None]:
     environment = service.get("environment", {})
     if isinstance(environment, list):
-        return dict(item.split("=", 1) for item in environment)
-    return {key: "" if value is None else str(value) for key, value in environment.items()}
+        return {item.partition("=")[0]: (item.partition("=")[2] if "=" in item else None) for item in environment}
+    return {key: None if value is None else str(value) for key, value in environment.items()}
+
+
+def raw_environment(service: dict[str, Any]) -> dict[str, str]:
+    """A service's `environment` with a value, map or list form, values not interpolated."""
+    return {key: value for key, value in _environment_entries(service).items() if value is not None}
+
+
+def passed_through(service: dict[str, Any]) -> set[str]:
+    """The names a service lists without a value: compose passes them from the shell or .env only when set."""
+    return {key for key, value in _environment_entries(service).items() if value is None}
 
 
 def environment(service: dict[str, Any], env: dict[str, str] | None = None) -> dict[str, str]:
@@ -91,11 +121,11 @@ def environment(service: dict[str, Any], env: dict[str, str] | None = None) -> d
     return {key: interpolate(value, env) for key, value in raw_environment(service).items()}
 
 
-def ports(service: dict[str, Any]) -> list[tuple[int, int]]:
-    """Published ports as (host, container)."""
+def ports(service: dict[str, Any], env: dict[str, str] | None = None) -> list[tuple[int, int]]:
+    """Published ports as (host, container), host ports interpolated against `env` (default: nothing set)."""
     pairs = []
     for entry in service.get("ports", []):
-        host, container = str(entry).split(":")
+        host, container = interpolate(entry, env).split(":")
         pairs.append((int(host), int(container)))
     return pairs
 

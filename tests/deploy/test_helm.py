@@ -19,7 +19,15 @@ import helm_python as helm
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
-from deploy.stack import REPO, environment, interpolate, ports, raw_environment, services  # type: ignore[import-not-found]
+from deploy.stack import (  # type: ignore[import-not-found]
+    REPO,
+    environment,
+    interpolate,
+    passed_through,
+    ports,
+    raw_environment,
+    services,
+)
 
 CHART = REPO / "helm" / "avatarchat"
 GAUDI_VALUES = CHART / "values-gaudi.yaml"
@@ -35,11 +43,12 @@ HPU = "habana.ai/gaudi"
 # The compose service each component's ConfigMap mirrors (the LLM: the one of the matching profile).
 COMPOSE_SERVICE = {"asr": "asr", "tts": "tts", "animation": "animation", "gateway": "gateway", "ui": "ui"}
 LLM_COMPOSE_SERVICE = {"vllm": "vllm-service", "avatarchat": "llm"}
-# Compose variables the chart passes another way: the token from the Secret; the card from the device plugin.
-NOT_IN_CONFIGMAP = {"HF_TOKEN", "HABANA_VISIBLE_DEVICES"}
+# Compose variables the chart passes another way: the keys from the Secret; the card from the device plugin.
+NOT_IN_CONFIGMAP = {"HF_TOKEN", "AVATARCHAT_API_KEY", "HABANA_VISIBLE_DEVICES"}
+SECRET_KEYS = {"HF_TOKEN", "LLM_API_KEY", "AVATARCHAT_API_KEY", "GATEWAY_LIVE_TURN_CREDENTIAL"}
 # Values that are addresses, which differ by design: compose DNS names vs the release's Service names.
-ROUTES = ("WHISPER_SERVER", "LLM_SERVER", "SPEECHT5_SERVER", "ANIMATION_SERVICE")
-ADDRESSES = {"no_proxy", "UI_GATEWAY_URL", *(f"{route}_HOST_IP" for route in ROUTES)}
+ROUTES = ("ASR", "LLM", "TTS", "ANIMATION")
+ADDRESSES = {"no_proxy", "UI_GATEWAY_URL", *(f"GATEWAY_{route}_HOST" for route in ROUTES)}
 
 Manifest = dict[str, Any]
 
@@ -254,15 +263,10 @@ def test_the_gateway_and_ui_reach_the_services_by_their_kubernetes_names(hardwar
     manifests = rendered(hardware, engine)
     svcs = of_kind(manifests, "Service")
     gateway = config(manifests, "gateway")
-    for prefix, component in {
-        "WHISPER_SERVER": "asr",
-        "LLM_SERVER": "llm",
-        "SPEECHT5_SERVER": "tts",
-        "ANIMATION_SERVICE": "animation",
-    }.items():
-        target = svcs[gateway[f"{prefix}_HOST_IP"]]
+    for prefix, component in {"ASR": "asr", "LLM": "llm", "TTS": "tts", "ANIMATION": "animation"}.items():
+        target = svcs[gateway[f"GATEWAY_{prefix}_HOST"]]
         assert target["metadata"]["name"] == name(component)
-        assert int(gateway[f"{prefix}_PORT"]) == target["spec"]["ports"][0]["port"]
+        assert int(gateway[f"GATEWAY_{prefix}_PORT"]) == target["spec"]["ports"][0]["port"]
     gateway_port = svcs[name("gateway")]["spec"]["ports"][0]["port"]
     assert config(manifests, "ui")["UI_GATEWAY_URL"] == f"http://{name('gateway')}:{gateway_port}"
     for component in COMPONENTS:
@@ -283,43 +287,70 @@ def test_each_configmap_has_the_variable_names_and_defaults_of_its_compose_servi
     defaults = environment(compose)
     differing = {key for key in set(data) - ADDRESSES if data[key] != defaults[key]}
     assert not differing, {key: (data[key], defaults[key]) for key in differing}
-    # Every pod of the component reads it, plus HF_TOKEN from the Secret where compose passes it.
+    # Every pod of the component reads it, plus the keys from the Secret where compose passes them.
     container = main_container(manifests, component)
     assert container["envFrom"] == [{"configMapRef": {"name": name(component)}}]
     from_secret = {e["name"] for e in container.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})}
-    assert ("HF_TOKEN" in from_secret) == ("HF_TOKEN" in raw_environment(compose))
+    for key in ("HF_TOKEN", "AVATARCHAT_API_KEY"):
+        assert (key in from_secret) == (key in raw_environment(compose)), key
+    assert ("GATEWAY_LIVE_TURN_CREDENTIAL" in from_secret) == (
+        "GATEWAY_LIVE_TURN_CREDENTIAL" in passed_through(compose)
+    )
 
 
 def test_the_configmaps_hold_only_strings_and_no_api_key() -> None:
     for hardware, engine in VARIANTS:
         for cm in of_kind(rendered(hardware, engine), "ConfigMap").values():
             assert all(isinstance(value, str) for value in cm["data"].values()), cm["metadata"]["name"]
-            assert not {"HF_TOKEN", "HUGGINGFACEHUB_API_TOKEN", "LLM_API_KEY"} & set(cm["data"])
+            assert not {"HUGGINGFACEHUB_API_TOKEN", *SECRET_KEYS} & set(cm["data"])
 
 
 def test_the_secret_holds_the_api_keys_and_the_containers_read_them() -> None:
-    manifests = render("xeon", {"llm": {"engine": "avatarchat"}, "secret": {"hfToken": "hf_x", "llmApiKey": "sk"}})
+    keys = {"hfToken": "hf_x", "llmApiKey": "sk", "apiKey": "k3y", "turnCredential": "turn-pw"}
+    manifests = render("xeon", {"llm": {"engine": "avatarchat"}, "secret": keys})
     (secret,) = of_kind(manifests, "Secret").values()
-    assert set(secret["data"]) == {"HF_TOKEN", "LLM_API_KEY"}
-    llm = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in main_container(manifests, "llm")["env"]}
-    assert llm["LLM_API_KEY"] == {"name": secret["metadata"]["name"], "key": "LLM_API_KEY", "optional": True}
+    assert set(secret["data"]) == SECRET_KEYS
+    read = {
+        component: {e["name"]: e["valueFrom"]["secretKeyRef"] for e in main_container(manifests, component)["env"]}
+        for component in COMPONENTS
+    }
+    ref = {"name": secret["metadata"]["name"], "optional": True}
+    assert read["llm"]["LLM_API_KEY"] == {**ref, "key": "LLM_API_KEY"}
+    for component in COMPONENTS:  # every component of ours checks the key; the gateway and UI send it on
+        assert read[component]["AVATARCHAT_API_KEY"] == {**ref, "key": "AVATARCHAT_API_KEY"}, component
+    assert read["gateway"]["GATEWAY_LIVE_TURN_CREDENTIAL"] == {**ref, "key": "GATEWAY_LIVE_TURN_CREDENTIAL"}
+    assert [c for c in COMPONENTS if "GATEWAY_LIVE_TURN_CREDENTIAL" in read[c]] == ["gateway"]
+    vllm = {e["name"] for e in main_container(rendered("xeon", "vllm"), "llm")["env"]}
+    assert vllm == {"HF_TOKEN"}  # vLLM is not ours: it checks no key
     assert of_kind(rendered("xeon"), "Secret")[f"{RELEASE}-secrets"]["data"] == {}  # empty keys are left out
     existing = render("xeon", {"secret": {"existingSecret": "team-keys"}})
     assert of_kind(existing, "Secret") == {}
-    refs = [e["valueFrom"]["secretKeyRef"]["name"] for e in main_container(existing, "asr")["env"]]
-    assert refs == ["team-keys"]
+    refs = {e["valueFrom"]["secretKeyRef"]["name"] for e in main_container(existing, "asr")["env"]}
+    assert refs == {"team-keys"}
 
 
-def test_the_default_avatar_is_mounted_from_a_configmap_or_left_to_the_service() -> None:
-    manifests = rendered("xeon")
+def test_the_live_modes_settings_reach_the_gateway() -> None:
+    gateway = config(rendered("xeon"), "gateway")
+    assert (gateway["GATEWAY_LIVE_MAX_SESSIONS"], gateway["GATEWAY_LIVE_ICE_SERVERS"]) == ("2", "[]")
+    assert "GATEWAY_LIVE_TURN_USERNAME" not in gateway  # unset, as compose leaves it
+    live = {"GATEWAY_LIVE_ICE_SERVERS": '["turn:turn.example.org:3478"]'}
+    turn = render("xeon", {"gateway": {"env": live, "live": {"turnUsername": "alice"}}})
+    assert config(turn, "gateway")["GATEWAY_LIVE_TURN_USERNAME"] == "alice"
+    assert config(turn, "gateway")["GATEWAY_LIVE_ICE_SERVERS"] == live["GATEWAY_LIVE_ICE_SERVERS"]
+    for component in ("gateway", "ui"):
+        assert config(rendered("xeon"), component)["AVATARCHAT_CORS_ORIGINS"] == ""
+
+
+def test_the_default_avatar_is_the_images_unless_a_configmap_is_named() -> None:
+    manifests = rendered("xeon")  # nothing to create first: the image ships a face
+    assert "FACE" not in config(manifests, "animation")
     pod = of_kind(manifests, "Deployment")[name("animation")]["spec"]["template"]["spec"]
+    assert "avatars" not in {v["name"] for v in pod["volumes"]}
+    own = render("xeon", {"animation": {"avatars": {"configMap": "avatarchat-avatars"}}})
+    pod = of_kind(own, "Deployment")[name("animation")]["spec"]["template"]["spec"]
     mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}
     assert mounts["avatars"] == {"name": "avatars", "mountPath": "/avatars", "readOnly": True}
-    assert config(manifests, "animation")["FACE"].startswith("/avatars/")
-    without = render("xeon", {"animation": {"avatars": {"configMap": ""}}})
-    assert "FACE" not in config(without, "animation")
-    pod = of_kind(without, "Deployment")[name("animation")]["spec"]["template"]["spec"]
-    assert "avatars" not in {v["name"] for v in pod["volumes"]}
+    assert config(own, "animation")["FACE"].startswith("/avatars/")
 
 
 # Probes, resources, security.
@@ -382,20 +413,20 @@ def test_xeon_asks_for_no_accelerator(engine: str) -> None:
 
 
 @pytest.mark.parametrize(("hardware", "engine"), VARIANTS)
-def test_containers_run_as_non_root_where_the_image_allows(hardware: str, engine: str) -> None:
-    # Gaudi's model images run as root for the accelerator devices (docker/*/Dockerfile.gaudi); nothing else does.
-    root_allowed = {name(c) for c in MODEL_COMPONENTS} if hardware == "gaudi" else set()
+def test_every_container_runs_as_non_root(hardware: str, engine: str) -> None:
+    # Every image of ours runs as uid 1000, the Gaudi ones too (docker/*/Dockerfile.gaudi end with USER 1000:1000).
     for pod_name, pod in pod_specs(rendered(hardware, engine)).items():
         for container in containers(pod):
             security = container["securityContext"]
             assert security["allowPrivilegeEscalation"] is False, (pod_name, container["name"])
             non_root = security.get("runAsNonRoot", pod["securityContext"].get("runAsNonRoot"))
-            runs_gaudi_image = "-gaudi" in container["image"]
-            if pod_name in root_allowed or runs_gaudi_image:
-                assert security.get("capabilities", {}).get("add", []) in ([], ["SYS_NICE"])  # compose's cap_add
-            else:
-                assert non_root is True, (pod_name, container["name"])
-                assert security["capabilities"] == {"drop": ["ALL"]}, (pod_name, container["name"])
+            user = security.get("runAsUser", pod["securityContext"].get("runAsUser"))
+            assert non_root is True and user == 1000, (pod_name, container["name"])
+            # Gaudi's model pods keep compose's cap_add SYS_NICE; nothing else is added.
+            added = ["SYS_NICE"] if pod_name in {name(c) for c in MODEL_COMPONENTS} and hardware == "gaudi" else None
+            expected = {"drop": ["ALL"], **({"add": added} if added else {})}
+            if not (pod_name.startswith(f"{RELEASE}-download-") and hardware == "gaudi"):
+                assert security["capabilities"] == expected, (pod_name, container["name"])
 
 
 # Images.
@@ -518,9 +549,9 @@ def test_the_download_job_runs_compose_download_steps_in_each_components_image(h
         env = {e["name"]: e.get("value") for e in step["env"]}
         assert env["AVATARCHAT_OFFLINE"] == "false" and env["HF_HUB_OFFLINE"] == "0"  # online for this run only
         assert _hpus({"containers": [step]}) == 0  # fetching needs no card
-        if component == "llm" and llm_step is None:
-            script = (REPO / "compose" / "download.sh").read_text(encoding="utf-8")
-            assert step["command"][:2] == ["python3", "-c"] and f'"{step["command"][2]}"' in script
+        if component == "llm" and llm_step is None:  # compose.vllm.yaml's vllm-models, vLLM's image
+            fetcher = services(hardware)["vllm-models"]
+            assert step["command"] == [*fetcher["entrypoint"], *fetcher["command"]]
             continue
         assert step["command"][:2] == ["sh", "-c"]
         assert " ".join(step["command"][2].split()) == expected[component], component

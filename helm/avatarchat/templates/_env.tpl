@@ -1,7 +1,9 @@
 {{/*
 The environment of one component, as YAML: (dict "root" $ "component" "asr"). The names are the ones
-its compose service sets (compose/<hardware>/compose.yaml), HF_TOKEN and LLM_API_KEY aside (Secret),
-and HABANA_VISIBLE_DEVICES aside (the Habana device plugin sets it for the card it gives the pod).
+its compose service sets (compose/<hardware>/compose.yaml), the keys aside (Secret: HF_TOKEN, LLM_API_KEY,
+AVATARCHAT_API_KEY, GATEWAY_LIVE_TURN_CREDENTIAL), and HABANA_VISIBLE_DEVICES aside (the Habana device
+plugin sets it for the card it gives the pod). The gateway's routes are our GATEWAY_* names, as in
+compose: OPEA's *_SERVER_PORT names are host ports there.
 Every value is a string, as a ConfigMap needs.
 */}}
 {{- define "avatarchat.env" -}}
@@ -27,16 +29,19 @@ Every value is a string, as a ConfigMap needs.
 {{- $env = mergeOverwrite $env $model $v.llm.light.env -}}
 {{- end -}}
 {{- else if eq .component "gateway" -}}
-{{- $routes := dict "MEGA_SERVICE_PORT" $v.gateway.port -}}
-{{- $_ := set $routes "WHISPER_SERVER_HOST_IP" (include "avatarchat.componentName" (set (deepCopy $name) "component" "asr")) -}}
-{{- $_ = set $routes "WHISPER_SERVER_PORT" $v.asr.port -}}
-{{- $_ = set $routes "LLM_SERVER_HOST_IP" (include "avatarchat.componentName" (set (deepCopy $name) "component" "llm")) -}}
-{{- $_ = set $routes "LLM_SERVER_PORT" $v.llm.port -}}
-{{- $_ = set $routes "SPEECHT5_SERVER_HOST_IP" (include "avatarchat.componentName" (set (deepCopy $name) "component" "tts")) -}}
-{{- $_ = set $routes "SPEECHT5_SERVER_PORT" $v.tts.port -}}
-{{- $_ = set $routes "ANIMATION_SERVICE_HOST_IP" (include "avatarchat.componentName" (set (deepCopy $name) "component" "animation")) -}}
-{{- $_ = set $routes "ANIMATION_SERVICE_PORT" $v.animation.port -}}
+{{- $routes := dict "GATEWAY_PORT" $v.gateway.port -}}
+{{- $_ := set $routes "GATEWAY_ASR_HOST" (include "avatarchat.componentName" (set (deepCopy $name) "component" "asr")) -}}
+{{- $_ = set $routes "GATEWAY_ASR_PORT" $v.asr.port -}}
+{{- $_ = set $routes "GATEWAY_LLM_HOST" (include "avatarchat.componentName" (set (deepCopy $name) "component" "llm")) -}}
+{{- $_ = set $routes "GATEWAY_LLM_PORT" $v.llm.port -}}
+{{- $_ = set $routes "GATEWAY_TTS_HOST" (include "avatarchat.componentName" (set (deepCopy $name) "component" "tts")) -}}
+{{- $_ = set $routes "GATEWAY_TTS_PORT" $v.tts.port -}}
+{{- $_ = set $routes "GATEWAY_ANIMATION_HOST" (include "avatarchat.componentName" (set (deepCopy $name) "component" "animation")) -}}
+{{- $_ = set $routes "GATEWAY_ANIMATION_PORT" $v.animation.port -}}
 {{- $env = mergeOverwrite $env $routes $v.gateway.env -}}
+{{- with $v.gateway.live.turnUsername -}}
+{{- $_ := set $env "GATEWAY_LIVE_TURN_USERNAME" . -}}
+{{- end -}}
 {{- else if eq .component "ui" -}}
 {{- $gateway := include "avatarchat.componentName" (set (deepCopy $name) "component" "gateway") -}}
 {{- $url := dict "UI_GATEWAY_URL" (printf "http://%s:%v" $gateway $v.gateway.port) -}}
