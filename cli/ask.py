@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import dataclasses
 import importlib
 import sys
 import time
@@ -19,6 +20,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from comps.core.auth import bearer
 from comps.core.errors import ServiceError
 from comps.core.sampling import SamplingParameters
 from comps.core.settings import load_settings
@@ -77,7 +79,7 @@ def _question(args: argparse.Namespace) -> tuple[str | None, str | None]:
 
 async def _check(stage: str, response: httpx.Response) -> httpx.Response:
     if response.status_code >= 400:
-        raise status_error(stage, response, await response.aread())
+        raise status_error(stage, response, await response.aread(), credential="AVATARCHAT_API_KEY")
     return response
 
 
@@ -121,12 +123,16 @@ async def ask_in_process(
             await stack.enter_async_context(app.router.lifespan_context(app))
             apps[stage] = app
         # Typed text never reaches ASR; its node stays a (never called) remote address.
+        # The apps here read AVATARCHAT_API_KEY as the services do, so every node sends it.
         nodes = {
-            stage: stage_node(
-                stage,
-                apps.get(stage) or (settings.asr_host, settings.asr_port),
-                timeout_s=getattr(settings, f"{stage}_timeout_s"),
-                retries=0,
+            stage: dataclasses.replace(
+                stage_node(
+                    stage,
+                    apps.get(stage) or (settings.asr_host, settings.asr_port),
+                    timeout_s=getattr(settings, f"{stage}_timeout_s"),
+                    retries=0,
+                ),
+                api_key=settings.service_api_key,
             )
             for stage in STAGES
         }
@@ -145,9 +151,10 @@ async def ask_in_process(
 async def ask_gateway(
     args: argparse.Namespace, audio: str | None, text: str | None, image: tuple[str, bytes] | None
 ) -> None:
-    """Ask a running gateway (detailed answer), then download the video it serves."""
+    """Ask a running gateway (detailed answer), then download the video it serves; AVATARCHAT_API_KEY goes along."""
     base = str(args.gateway).rstrip("/")
-    async with httpx.AsyncClient(timeout=httpx.Timeout(None, connect=10.0)) as client:
+    headers = bearer(load_settings(GatewaySettings).service_api_key)
+    async with httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(None, connect=10.0)) as client:
         avatar = None
         if image is not None:
             avatar = await _upload_avatar(client, base, image, "gateway")

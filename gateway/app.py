@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
@@ -29,13 +30,16 @@ def _version() -> str:
 
 
 def remote_chatbot(settings: GatewaySettings) -> AvatarChatbot:
-    """The megaservice reaching the four services at the configured hosts and ports."""
+    """The megaservice reaching the four services at the configured hosts and ports, sending each its key."""
     nodes = {
-        stage: stage_node(
-            stage,
-            (getattr(settings, f"{stage}_host"), getattr(settings, f"{stage}_port")),
-            timeout_s=getattr(settings, f"{stage}_timeout_s"),
-            retries=settings.retries,
+        stage: dataclasses.replace(
+            stage_node(
+                stage,
+                (getattr(settings, f"{stage}_host"), getattr(settings, f"{stage}_port")),
+                timeout_s=getattr(settings, f"{stage}_timeout_s"),
+                retries=settings.retries,
+            ),
+            api_key=settings.stage_key(stage),
         )
         for stage in STAGES
     }

@@ -17,6 +17,7 @@ from megaservice.avatarchatbot import AvatarChatbot
 router = APIRouter(tags=["media"])
 
 STAGE = "animation"
+CREDENTIAL = "AVATARCHAT_API_KEY"  # the key the gateway sends to the animation service, named in a 401's 502
 # Request headers a media download needs; response headers a player needs.
 _FORWARD_REQUEST = ("range", "if-range", "if-none-match", "if-modified-since", "accept")
 _FORWARD_RESPONSE = (
@@ -42,9 +43,8 @@ async def video(request: Request, video_id: str = Path(pattern=_ID)) -> Response
     """Stream a rendered video from the animation service; `Range` requests answer 206 with the slice."""
     chatbot: AvatarChatbot = request.app.state.chatbot
     url = _animation_url(request, f"/v1/videos/{video_id}")
-    upstream_request = chatbot.client.build_request(
-        request.method, url, headers=_forwarded(httpx.Headers(request.headers), _FORWARD_REQUEST)
-    )
+    headers = {**_forwarded(httpx.Headers(request.headers), _FORWARD_REQUEST), **chatbot.nodes[STAGE].headers}
+    upstream_request = chatbot.client.build_request(request.method, url, headers=headers)
     try:
         upstream = await chatbot.client.send(upstream_request, stream=True)
     except httpx.HTTPError as exc:
@@ -52,7 +52,7 @@ async def video(request: Request, video_id: str = Path(pattern=_ID)) -> Response
     if upstream.status_code >= 400:
         body = await upstream.aread()
         await upstream.aclose()
-        raise status_error(STAGE, upstream, body)
+        raise status_error(STAGE, upstream, body, credential=CREDENTIAL)
     return StreamingResponse(
         upstream.aiter_raw(),
         status_code=upstream.status_code,
@@ -66,7 +66,7 @@ async def _relay(request: Request, path: str) -> Response:
     chatbot: AvatarChatbot = request.app.state.chatbot
     settings: GatewaySettings = request.app.state.settings
     url = _animation_url(request, path)
-    headers = _forwarded(httpx.Headers(request.headers), ("content-type", "accept"))
+    headers = {**_forwarded(httpx.Headers(request.headers), ("content-type", "accept")), **chatbot.nodes[STAGE].headers}
     try:
         async with asyncio.timeout(settings.animation_timeout_s):
             upstream = await chatbot.client.request(
@@ -77,7 +77,7 @@ async def _relay(request: Request, path: str) -> Response:
     except httpx.HTTPError as exc:
         raise transport_error(STAGE, url, exc) from exc
     if upstream.status_code >= 400:
-        error: ServiceError = status_error(STAGE, upstream, upstream.content)
+        error: ServiceError = status_error(STAGE, upstream, upstream.content, credential=CREDENTIAL)
         raise error
     # Content-Length is recomputed: httpx has already decoded any content encoding.
     kept = tuple(name for name in _FORWARD_RESPONSE if name != "content-length")

@@ -16,9 +16,10 @@ async def _check(client: httpx.AsyncClient, node: MicroService) -> str | None:
     """None when the service answers its `/ready` (or `/health`, for servers without one: vLLM) with 200."""
     try:
         with anyio.fail_after(CHECK_TIMEOUT_S):
-            response = await client.get(node.base_url + "/ready")
+            # Probes are open on our services; the key goes along for servers that guard everything.
+            response = await client.get(node.base_url + "/ready", headers=node.headers)
             if response.status_code == 404:
-                response = await client.get(node.base_url + "/health")
+                response = await client.get(node.base_url + "/health", headers=node.headers)
     except TimeoutError:
         return f"no answer in {CHECK_TIMEOUT_S:g} s"
     except httpx.HTTPError as exc:

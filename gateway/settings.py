@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from comps.core.settings import ServiceSettings, env_alias
+from comps.core.settings import ApiKey, ServiceSettings, env_alias
 from megaservice.avatarchatbot import DEFAULT_MAX_TOKENS
 
 
@@ -48,6 +48,10 @@ class GatewaySettings(ServiceSettings):
     connect_timeout_s: float = Field(default=5.0, gt=0)
     retries: int = Field(default=1, ge=0, le=5, description="extra attempts after 503/502/504/connection refused")
 
+    # The LLM node may be a remote vLLM/TGI/OpenAI endpoint with its own key (docs/security.md).
+    llm_api_key: ApiKey = Field(
+        default=None, description="the bearer key sent to the LLM node; unset: AVATARCHAT_API_KEY, as to the others"
+    )
     llm_model: str | None = Field(default=None, validation_alias=env_alias("GATEWAY_LLM_MODEL", "LLM_MODEL_ID"))
     max_tokens: int = Field(default=DEFAULT_MAX_TOKENS, ge=1, le=8192)
     system_prompt: str | None = None
@@ -79,6 +83,12 @@ class GatewaySettings(ServiceSettings):
     )
     live_turn_username: str | None = None
     live_turn_credential: SecretStr | None = None
+
+    def stage_key(self, stage: str) -> SecretStr | None:
+        """The key the gateway sends to `stage`: the LLM's own where one is set, else AVATARCHAT_API_KEY."""
+        if stage == "llm" and self.llm_api_key is not None:
+            return self.llm_api_key
+        return self.service_api_key
 
     @model_validator(mode="after")
     def _eager_before_the_end(self) -> GatewaySettings:

@@ -81,7 +81,9 @@ def add_live_routes(app: FastAPI, gateway: GatewayClient) -> None:
         tags=["live"],
         status_code=201,
         response_class=Response,
-        openapi_extra={"requestBody": {"required": True, "content": {"application/sdp": {"schema": {"type": "string"}}}}},  # noqa: E501
+        openapi_extra={
+            "requestBody": {"required": True, "content": {"application/sdp": {"schema": {"type": "string"}}}}
+        },  # noqa: E501
     )
     async def live_offer(request: Request, avatar: str | None = None) -> Response:
         """The browser's SDP offer to the gateway (`POST /v1/realtime`); its answer back, `Location` kept."""
@@ -112,7 +114,12 @@ def add_live_routes(app: FastAPI, gateway: GatewayClient) -> None:
 def create_app(settings: UiSettings | None = None, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
     """Build the UI app; `transport` lets a test reach an in-process gateway."""
     settings = settings or load_settings(UiSettings)
-    gateway = GatewayClient(base_url=settings.gateway_url, timeout_s=settings.request_timeout_s, transport=transport)
+    gateway = GatewayClient(
+        base_url=settings.gateway_url,
+        timeout_s=settings.request_timeout_s,
+        api_key=settings.service_api_key,
+        transport=transport,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -120,8 +127,14 @@ def create_app(settings: UiSettings | None = None, transport: httpx.AsyncBaseTra
             app.state.readiness.set_ready()
             yield
 
+    # The page is for browsers, which cannot send AVATARCHAT_API_KEY: the UI holds it for its calls to the gateway.
     app = create_service_app(
-        name="ui", description="AvatarChatbot web page", version=VERSION, settings=settings, lifespan=lifespan
+        name="ui",
+        description="AvatarChatbot web page",
+        version=VERSION,
+        settings=settings,
+        lifespan=lifespan,
+        serves_page=True,
     )
     add_media_routes(app, gateway)
     add_live_routes(app, gateway)  # both before the page: Gradio is mounted at "/" and would take every path after it

@@ -10,9 +10,10 @@ from typing import Any
 
 import anyio
 import httpx
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from comps.core.answer_events import AnswerEvent, Error, decode_event
+from comps.core.auth import bearer
 from comps.core.request_id import outgoing_hooks
 from comps.core.sse import UnreadableEvent, parse_sse
 
@@ -67,6 +68,12 @@ class Question:
 
 
 def _error_from(response: httpx.Response) -> GatewayError:
+    if response.status_code in (401, 403):  # the UI's own key is wrong: not the person's mistake
+        return GatewayError(
+            f"the gateway refused the UI's API key (HTTP {response.status_code}): give the UI the gateway's "
+            "AVATARCHAT_API_KEY",
+            kind="upstream",
+        )
     try:
         error = response.json()["error"]
         return GatewayError(str(error["message"]), status=response.status_code, kind=error.get("type"))
@@ -79,8 +86,16 @@ def _error_from(response: httpx.Response) -> GatewayError:
 class GatewayClient:
     """Talks to one gateway; open it once with `async with` (the UI app's lifespan) and share it."""
 
-    def __init__(self, *, base_url: str, timeout_s: float, transport: httpx.AsyncBaseTransport | None = None) -> None:
-        """Point at `base_url` (the gateway root); the connection pool opens in `__aenter__`."""
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        timeout_s: float,
+        api_key: SecretStr | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        """Point at `base_url` (the gateway root), sending `api_key` on every call; the pool opens in `__aenter__`."""
+        self._headers = bearer(api_key)
         root = base_url.rstrip("/")
         self.base_url = root[: -len(_SUFFIX)] if root.endswith(_SUFFIX) else root
         self._timeout = httpx.Timeout(timeout_s, connect=10.0)
@@ -95,7 +110,11 @@ class GatewayClient:
 
     async def __aenter__(self) -> GatewayClient:
         self._opened = httpx.AsyncClient(
-            base_url=self.base_url, timeout=self._timeout, transport=self._transport, event_hooks=outgoing_hooks()
+            base_url=self.base_url,
+            headers=self._headers,
+            timeout=self._timeout,
+            transport=self._transport,
+            event_hooks=outgoing_hooks(),
         )
         return self
 

@@ -54,6 +54,7 @@ def create_service_app(
     version: str,
     settings: ServiceSettings,
     lifespan: Lifespan | None = None,
+    serves_page: bool = False,
 ) -> FastAPI:
     """Build a FastAPI app with everything every service shares.
 
@@ -63,6 +64,8 @@ def create_service_app(
         version: the service version.
         settings: the service's settings; stored on `app.state.settings`.
         lifespan: the service's own start-up/shut-down (load models, then `app.state.readiness.set_ready()`).
+        serves_page: a page people's browsers load (the UI): they cannot send the key, so none is asked of
+            them (the app holds it for its own calls) and its framework's WebSockets are left to it.
     """
 
     @asynccontextmanager
@@ -85,12 +88,12 @@ def create_service_app(
     app.state.statistics = Statistics(service=name)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    if settings.service_api_key is not None:  # before the body is read (see comps.core.auth for what stays open)
+    if settings.service_api_key is not None and not serves_page:  # before the body is read (comps.core.auth)
         app.add_middleware(ApiKeyAuth, key=settings.service_api_key)
     # Added after those, so outside them: every answer, a refused body's 413 and a 401 included, carries the
     # request id; CORS outermost of all (a preflight carries no key).
     app.middleware("http")(observe_requests(app.state.statistics))
-    install_cors(app, settings.cors_origins)
+    install_cors(app, settings.cors_origins, websockets=not serves_page)
 
     @app.get("/health", tags=["ops"])
     async def health() -> dict[str, str]:

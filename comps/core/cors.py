@@ -25,13 +25,15 @@ EXPOSE_HEADERS = ("X-Request-ID", "Location", "Retry-After", "Content-Range", "A
 MAX_AGE_S = 600  # how long a browser may reuse a preflight answer
 
 
-def install_cors(app: FastAPI, origins: tuple[str, ...]) -> None:
+def install_cors(app: FastAPI, origins: tuple[str, ...], *, websockets: bool = True) -> None:
     """Add CORS for `origins` (normalized by the settings) as the outermost layer; nothing when there are none.
 
     Outermost, so a preflight (which carries no key) is answered before the key check, and a 401 still
     carries the headers a page needs to read it. No credentials mode: the key is a header, not a cookie.
+    `websockets`: also refuse WebSocket handshakes from unlisted pages.
     """
-    app.add_middleware(WebSocketOrigins, origins=origins)
+    if websockets:
+        app.add_middleware(WebSocketOrigins, origins=origins)
     if origins:
         app.add_middleware(
             CORSMiddleware,

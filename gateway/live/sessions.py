@@ -164,11 +164,13 @@ class LiveSessions:
 
     async def _get(self, url: str, *, param: str) -> httpx.Response:
         try:
-            response = await self.chatbot.client.get(url, timeout=self.settings.connect_timeout_s * 4)
+            response = await self.chatbot.client.get(
+                url, headers=self.chatbot.nodes[STAGE].headers, timeout=self.settings.connect_timeout_s * 4
+            )
         except httpx.HTTPError as exc:
             raise transport_error(STAGE, url, exc) from exc
         if response.status_code >= 400:
-            error = status_error(STAGE, response, response.content)
+            error = status_error(STAGE, response, response.content, credential="AVATARCHAT_API_KEY")
             if response.status_code in (400, 404):
                 raise InvalidRequest(error.message, code="unknown_avatar", param=param) from error
             raise error

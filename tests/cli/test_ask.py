@@ -53,3 +53,20 @@ def test_ask_reports_a_stage_failure_and_exits_1(
 def test_ask_needs_exactly_one_existing_question(argv: list[str], tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="avatarchat ask:"):
         run_ask(_args(*[str(tmp_path / a) if a.endswith(".wav") else a for a in argv]))
+
+
+def test_ask_sends_the_api_key_to_a_keyed_gateway(
+    stack: Any, chatbot_for: Any, served: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    app = create_app(GatewaySettings(service_api_key="cli-k3y", live_max_sessions=0), orchestrator=chatbot_for(stack))
+    output = tmp_path / "answer.mp4"
+    with served(app) as gateway:
+        monkeypatch.setenv("AVATARCHAT_API_KEY", "cli-k3y")
+        assert run_ask(_args("--text", "hi", "--gateway", gateway.url, "-o", str(output))) == 0
+        assert output.read_bytes().startswith(b"\x00\x00\x00\x18ftyp")
+        monkeypatch.setenv("AVATARCHAT_API_KEY", "another-key")
+        assert run_ask(_args("--text", "hi", "--gateway", gateway.url, "-o", str(tmp_path / "b.mp4"))) == 1
+    err = capsys.readouterr().err
+    assert "error: gateway: the API key is wrong" in err and "check AVATARCHAT_API_KEY" in err
+    assert len(stack.seen["llm"]) == 1  # the refused question went no further than the gateway

@@ -155,3 +155,32 @@ async def test_a_video_stream_cut_short_says_so() -> None:
             async for chunk in client.video_stream(LIVE):
                 seen.append(chunk)
         assert seen == [b"moof"]
+
+
+@pytest.mark.anyio
+async def test_every_call_carries_the_api_key_and_a_refused_key_is_the_uis_fault() -> None:
+    from pydantic import SecretStr
+
+    seen: list[str | None] = []
+
+    def gateway(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization"))
+        if request.headers.get("authorization") != "Bearer ui-k3y":
+            return httpx.Response(401, json={"error": {"message": "the API key is wrong", "type": "authentication"}})
+        return httpx.Response(200, json={"avatars": []}, headers={"content-type": "application/json"})
+
+    transport = httpx.MockTransport(gateway)
+    async with GatewayClient(base_url="http://gw", timeout_s=2, api_key=SecretStr("ui-k3y"), transport=transport) as ui:
+        assert await ui.avatars() == []
+        assert [chunk async for chunk in ui.video_stream(LIVE)] == [b'{"avatars":[]}']
+    async with GatewayClient(base_url="http://gw", timeout_s=2, api_key=SecretStr("old"), transport=transport) as ui:
+        with pytest.raises(GatewayError) as refused:
+            await ui.avatars()
+    assert seen == ["Bearer ui-k3y", "Bearer ui-k3y", "Bearer old"]
+    # Shown to the person as the UI's own misconfiguration (a 502 from the UI), not as theirs.
+    assert refused.value.kind == "upstream" and refused.value.status is None
+    assert "AVATARCHAT_API_KEY" in refused.value.message
+    async with GatewayClient(base_url="http://gw", timeout_s=2, transport=transport) as ui:
+        with pytest.raises(GatewayError):
+            await ui.avatars()
+    assert seen[-1] is None  # no key set: none sent

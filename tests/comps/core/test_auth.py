@@ -166,3 +166,15 @@ async def test_the_websocket_needs_the_key_over_a_socket() -> None:
         async with httpx.AsyncClient(base_url=served.url, trust_env=False) as client:
             refusal = await client.get("/v1/animation/stream", headers=upgrade)
         _refused(refusal, "missing_api_key", http=False)
+
+
+async def test_a_page_for_browsers_asks_no_key() -> None:
+    settings = ServiceSettings(service_api_key=KEY)
+    app = create_service_app(name="ui", description="a page", version="1", settings=settings, serves_page=True)
+
+    @app.get("/page")
+    async def page() -> dict[str, str]:
+        return {"page": "yes"}
+
+    async with _client(app) as client:
+        assert (await client.get("/page")).json() == {"page": "yes"}
