@@ -114,15 +114,26 @@ class LipSyncStream:
         return message
 
 
+def _broken(exc: Exception) -> UpstreamError:
+    return UpstreamError(f"{STAGE}: the stream broke: {type(exc).__name__}: {exc}", code="upstream_error")
+
+
 class _AiohttpSocket:
     def __init__(self, session: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse) -> None:
         self._session, self._ws = session, ws
 
+    # A service that dies mid-stream resets the socket under a send: that is the stage's failure, named.
     async def send_text(self, text: str) -> None:
-        await self._ws.send_str(text)
+        try:
+            await self._ws.send_str(text)
+        except (aiohttp.ClientError, ConnectionError) as exc:
+            raise _broken(exc) from exc
 
     async def send_bytes(self, data: bytes) -> None:
-        await self._ws.send_bytes(data)
+        try:
+            await self._ws.send_bytes(data)
+        except (aiohttp.ClientError, ConnectionError) as exc:
+            raise _broken(exc) from exc
 
     async def receive(self) -> bytes | dict[str, Any]:
         message = await self._ws.receive()
@@ -131,7 +142,10 @@ class _AiohttpSocket:
             return frame
         if message.type != aiohttp.WSMsgType.TEXT:
             raise UpstreamError(f"{STAGE}: the stream closed early ({message.type.name})", code="upstream_error")
-        data: dict[str, Any] = json.loads(message.data)
+        try:
+            data: dict[str, Any] = json.loads(message.data)
+        except ValueError as exc:
+            raise UpstreamError(f"{STAGE}: the stream sent text that is not JSON", code="bad_upstream_body") from exc
         return data
 
     async def aclose(self) -> None:

@@ -10,6 +10,7 @@ of the one being sent, and the stream's render follows the playback clock (see
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from comps.core.audio import decode_audio
 from comps.core.concurrency import UNBOUNDED, task_group
 from comps.core.contracts import TtsResponse
+from comps.core.upstream import deadline_error
 from megaservice.lipsync import LipSyncStream, open_lipsync
 from megaservice.orchestrator import ServiceOrchestrator
 from megaservice.progress import ProgressObserver, ProgressTracker, VideoStarted
@@ -62,13 +64,20 @@ async def stream_answer(
 ) -> StreamedAnswer:
     """Run asr -> llm -> tts on `graph` and lip-sync the speech on one stream as it is spoken."""
     started = time.perf_counter()
-    lipsync = await open_lipsync(
-        base_url=animation.base_url,
-        app=animation.app,
-        options=lipsync_options,
-        connect_timeout_s=connect_timeout_s,
-        headers=animation.headers,
-    )
+    # The handshake and the wait for the finished video are bounded by the animation node's timeout: a
+    # service that accepts the connection but never answers (hung, stopped) is a 504, not a stream held open.
+    # asyncio's timeout cancels once, so the socket is still closed on the way out.
+    try:
+        async with asyncio.timeout(animation.timeout_s):
+            lipsync = await open_lipsync(
+                base_url=animation.base_url,
+                app=animation.app,
+                options=lipsync_options,
+                connect_timeout_s=connect_timeout_s,
+                headers=animation.headers,
+            )
+    except TimeoutError as exc:
+        raise deadline_error(animation.name, animation.timeout_s) from exc
     try:
         observer(VideoStarted(lipsync.id))
         tracker = ProgressTracker(observer)
@@ -89,7 +98,7 @@ async def stream_answer(
         graphs: list[RuntimeGraph] = []
         async with task_group() as group:
             group.start_soon(answer)
-            group.start_soon(_relay, speech, lipsync, done)
+            group.start_soon(_relay, speech, lipsync, done, animation)
         return StreamedAnswer(
             runtime_graph=graphs[0],
             video_id=lipsync.id,
@@ -101,9 +110,15 @@ async def stream_answer(
         await lipsync.aclose()
 
 
-async def _relay(speech: MemoryObjectReceiveStream[TtsResponse], lipsync: LipSyncStream, done: dict[str, Any]) -> None:
-    """Send each chunk's speech to the lip-sync stream as it comes; then end it and wait for the video."""
+async def _relay(
+    speech: MemoryObjectReceiveStream[TtsResponse], lipsync: LipSyncStream, done: dict[str, Any], node: MicroService
+) -> None:
+    """Send each chunk's speech to the lip-sync stream as it comes; then end it and wait (bounded) for the video."""
     async with speech:
         async for chunk in speech:
             await lipsync.speak(await anyio.to_thread.run_sync(speech_samples, chunk))
-    done.update(await lipsync.end())
+    try:
+        async with asyncio.timeout(node.timeout_s):
+            done.update(await lipsync.end())
+    except TimeoutError as exc:
+        raise deadline_error(node.name, node.timeout_s) from exc
