@@ -1,9 +1,11 @@
 """The avatar registry: uploads detected once, persisted under the avatar dir, face tracks cached in memory.
 
-On disk, one folder per avatar: `source` (the uploaded bytes), `track.npz` (padded boxes, landmarks,
-GFPGAN affines, fps), `meta.json`, and one `analysis-<name>.npz` per loaded mode that analyses
-avatars (SadTalker's coefficients, see `analysis`). Loading an avatar decodes `source` again and
-reuses the stored track and analyses, so a request never re-detects or re-analyses a face.
+On disk, one folder per avatar: `source.png` or `source.mp4` (the decoded frames re-encoded, never
+the uploaded bytes: see `media.encode_media`), `track.npz` (padded boxes, landmarks, GFPGAN affines,
+fps), `meta.json`, and one `analysis-<name>.npz` per loaded mode that analyses avatars (SadTalker's
+coefficients, see `analysis`). A folder is written under a temporary name and renamed whole. Loading
+an avatar decodes its stored copy and reuses the stored track and analyses, so a request never
+re-detects or re-analyses a face.
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ import numpy as np
 
 from comps.animation.analysis import AvatarAnalyzer, analysis_path, load_analysis, save_analysis
 from comps.animation.detect import FaceDetector, NoFaceError, build_track
-from comps.animation.media import AvatarKind, Media, decode_media
+from comps.animation.media import MAX_PIXELS, AvatarKind, Media, decode_media, encode_media
 from comps.animation.track import FaceTrack
-from comps.core.errors import InvalidRequest, NotFound, Unprocessable
+from comps.core.errors import InvalidRequest, NotFound, PayloadTooLarge, Unprocessable
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +42,8 @@ PREVIEW_SIDE = 320  # longer side of the gallery preview PNG, in pixels
 MAX_NAME = 100
 # A staging folder untouched this long is a crash's leftover, not a registration in progress.
 STALE_S = 3600.0
+SOURCE = {"image": "source.png", "video": "source.mp4"}  # the stored frames, by kind
+LEGACY_SOURCE = "source"  # the uploaded bytes, as earlier versions kept them (re-encoded at first load)
 
 
 @dataclass(frozen=True)
@@ -86,17 +90,22 @@ class AvatarRegistry:
         max_frames: int,
         max_side: int,
         cache_size: int,
+        max_bytes: int | None = None,
+        max_pixels: int = MAX_PIXELS,
         analyzers: Sequence[AvatarAnalyzer] = (),
     ) -> None:
         """Open (and create) the avatar folder and read every avatar's metadata (not its frames).
 
-        `analyzers` (one per name) run on every avatar at registration; see `analysis`.
+        Uploads over `max_bytes` (None: any size) or declaring more than `max_pixels` per frame are
+        refused. `analyzers` (one per name) run on every avatar at registration; see `analysis`.
         """
         self.root = root
         self.detector = detector
         self.analyzers = {a.name: a for a in analyzers}
         self.max_frames = max_frames
         self.max_side = max_side
+        self.max_bytes = max_bytes
+        self.max_pixels = max_pixels
         self.cache_size = cache_size
         self._lock = threading.Lock()
         self._tracks: OrderedDict[str, FaceTrack] = OrderedDict()  # least recently used first
@@ -110,21 +119,44 @@ class AvatarRegistry:
                 if stale.stat().st_mtime < cutoff:
                     shutil.rmtree(stale, ignore_errors=True)
 
-    def _detect(self, data: bytes, *, param: str) -> tuple[Media, FaceTrack]:
-        media = decode_media(data, max_frames=self.max_frames, max_side=self.max_side, param=param)
-        try:
-            track = build_track(media.frames, self.detector, fps=media.fps)
-        except NoFaceError as exc:
-            raise Unprocessable(f"{param}: {exc}", param=param, code="no_face") from exc
-        return media, track
-
-    def register(self, data: bytes, *, name: str | None) -> Avatar:
-        """Decode, detect and persist an uploaded image or video under a new id.
+    def check_size(self, size: int, *, param: str = "file") -> None:
+        """Refuse an upload of `size` bytes over the limit (before it is read or decoded).
 
         Raises:
-            InvalidRequest: not an image/video, corrupt, too small. Unprocessable: no face in it.
+            PayloadTooLarge: over `max_bytes`.
         """
-        media, track = self._detect(data, param="file")
+        if self.max_bytes is not None and size > self.max_bytes:
+            raise PayloadTooLarge(
+                f"{param} is {size} bytes; the limit is {self.max_bytes} bytes (ANIMATION_AVATAR_MAX_BYTES)",
+                param=param,
+                code="avatar_file_too_large",
+            )
+
+    def _decode(self, data: bytes, *, param: str) -> Media:
+        return decode_media(
+            data, max_frames=self.max_frames, max_side=self.max_side, max_pixels=self.max_pixels, param=param
+        )
+
+    def _detect(self, media: Media, *, param: str) -> FaceTrack:
+        try:
+            return build_track(media.frames, self.detector, fps=media.fps)
+        except NoFaceError as exc:
+            raise Unprocessable(f"{param}: {exc}", param=param, code="no_face") from exc
+
+    def register(self, data: bytes, *, name: str | None) -> Avatar:
+        """Decode an uploaded image or video, re-encode it, detect its face and persist it under a new id.
+
+        The face is found in the frames decoded from the re-encoded copy, the very pixels every later
+        load gets; the uploaded bytes are dropped.
+
+        Raises:
+            InvalidRequest: not an image/video, corrupt, too small. PayloadTooLarge: too many bytes or
+            pixels. Unprocessable: no face in it.
+        """
+        self.check_size(len(data))
+        suffix, stored = encode_media(self._decode(data, param="file"))
+        media = self._decode(stored, param="file")  # a video's frames as its lossy copy gives them back
+        track = self._detect(media, param="file")
         track = self._analyze(track, folder=None, param="file")
         avatar_id = uuid.uuid4().hex[:12]
         height, width = track.size
@@ -140,7 +172,7 @@ class AvatarRegistry:
         )
         staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.root))
         try:
-            (staging / "source").write_bytes(data)
+            (staging / f"source{suffix}").write_bytes(stored)
             _save_track(staging, track)
             for name, analyzer in self.analyzers.items():
                 save_analysis(analysis_path(staging, name), track.analysis[name], analyzer.version)
@@ -163,8 +195,9 @@ class AvatarRegistry:
         if not path.is_file():
             raise FileNotFoundError(f"FACE/ANIMATION_FACE names {path}, which is not a file")
         try:
-            media, track = self._detect(path.read_bytes(), param="FACE")
-        except (InvalidRequest, Unprocessable) as exc:
+            media = self._decode(path.read_bytes(), param="FACE")
+            track = self._detect(media, param="FACE")
+        except (InvalidRequest, PayloadTooLarge, Unprocessable) as exc:
             raise ValueError(f"the default avatar {path} is not usable: {exc.message}") from exc
         try:
             track = self._analyze(track, folder=None, param="FACE")
@@ -230,7 +263,13 @@ class AvatarRegistry:
         self.info(avatar_id, param="id")
         with self._lock:
             self._tracks.pop(avatar_id, None)
-        shutil.rmtree(self.root / avatar_id, ignore_errors=True)
+        # Renamed first, so the avatar disappears at once for every replica, never half removed.
+        doomed = self.root / f".tmp-{uuid.uuid4().hex}"
+        try:
+            (self.root / avatar_id).rename(doomed)
+        except FileNotFoundError:  # removed by another replica meanwhile
+            raise NotFound(f"avatar {avatar_id!r} does not exist", param="id", code="avatar_not_found") from None
+        shutil.rmtree(doomed, ignore_errors=True)
 
     def preview_png(self, avatar_id: str, *, full: bool = False) -> bytes:
         """The avatar's first frame as a PNG, at most `PREVIEW_SIDE` pixels on its longer side (`full`: as rendered)."""
@@ -253,11 +292,9 @@ class AvatarRegistry:
             self._tracks.popitem(last=False)
 
     def _load(self, info: AvatarInfo) -> FaceTrack:
-        """Decode the stored source and attach the stored track; re-detect if the decoding limits changed."""
+        """Decode the stored frames and attach the stored track; re-detect if the decoding limits changed."""
         folder = self.root / info.id
-        media = decode_media(
-            (folder / "source").read_bytes(), max_frames=self.max_frames, max_side=self.max_side, param="avatar"
-        )
+        media = self._decode(self._stored_source(folder, info), param="avatar")
         with np.load(folder / "track.npz") as stored:
             boxes, align, fps = stored["boxes"], stored["align"], float(stored["fps"])
             landmarks = stored["landmarks"] if "landmarks" in stored.files else None
@@ -273,6 +310,21 @@ class AvatarRegistry:
                 frames=media.frames, boxes=boxes.astype(np.int64), fps=fps or None, align=align, landmarks=landmarks
             )
         return self._analyze(track, folder=folder, param="avatar")
+
+    def _stored_source(self, folder: Path, info: AvatarInfo) -> bytes:
+        """The stored frames' file; an earlier version's uploaded bytes are re-encoded once, in place."""
+        stored = folder / SOURCE[info.kind]
+        try:
+            return stored.read_bytes()
+        except FileNotFoundError:
+            legacy = folder / LEGACY_SOURCE
+            if not legacy.is_file():
+                raise
+        logger.info("avatar %s: storing its frames re-encoded instead of the uploaded file", info.id)
+        _, data = encode_media(self._decode(legacy.read_bytes(), param="avatar"))
+        _write_atomic(stored, data)
+        legacy.unlink(missing_ok=True)
+        return data
 
     def _analyze(self, track: FaceTrack, *, folder: Path | None, param: str) -> FaceTrack:
         """Attach every analyzer's result: stored in `folder` with the same version, else computed (and stored).
@@ -304,6 +356,18 @@ def _read_info(meta: Path) -> AvatarInfo | None:
     except (OSError, ValueError, TypeError) as exc:
         logger.warning("skipping unreadable avatar %s: %s", meta.parent, exc)
         return None
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write `path` under a temporary name in its folder, then rename it: a reader never sees half a file."""
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _save_track(folder: Path, track: FaceTrack) -> None:

@@ -24,11 +24,13 @@ from typing import Protocol
 
 import anyio
 import anyio.from_thread
+import anyio.to_thread
 import numpy as np
 import numpy.typing as npt
 
 from comps.animation.fmp4 import LiveMp4Encoder
 from comps.animation.session import LipSyncSession
+from comps.animation.store import being_written
 from comps.animation.track import Frame
 
 logger = logging.getLogger(__name__)
@@ -143,7 +145,8 @@ async def follow_file(path: Path, *, poll_s: float = 0.1, block: int = 64 * 1024
 
     The writer is in another process, so there is nothing to wait on but the file: it is read as it
     grows, polling, until it is renamed to its final name (the open handle reads on: same file) or
-    removed (an abandoned render ends the stream where it was).
+    removed, or until its writer's lock is gone without either (the writer died): an abandoned render
+    ends the stream where it was.
     """
     async with await anyio.open_file(path, "rb") as handle:
         while True:
@@ -152,6 +155,10 @@ async def follow_file(path: Path, *, poll_s: float = 0.1, block: int = 64 * 1024
                 yield data
             elif not await anyio.Path(path).exists():  # committed or discarded: the handle reads the end
                 while data := await handle.read(block):
+                    yield data
+                return
+            elif not await anyio.to_thread.run_sync(being_written, path):
+                while data := await handle.read(block):  # what the writer wrote before it died
                     yield data
                 return
             else:

@@ -1,4 +1,12 @@
-"""Decoding an avatar upload: an image (Pillow) or a short video (PyAV) into capped, size-limited BGR frames."""
+"""Avatar media: an upload decoded into capped, size-limited BGR frames, and re-encoded for the store.
+
+An image goes through Pillow, a short video through PyAV; the store keeps the frames as a PNG or an
+H.264 MP4 (`encode_media`), never the uploaded bytes.
+
+A decompression bomb is refused from its header: the declared width x height is checked against the
+pixel limit before a single pixel is decoded (Pillow opens lazily; a video's size is the container's
+and its decoder is opened with FFmpeg's `max_pixels`), and frames are scaled down as they are decoded.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +14,24 @@ import io
 import logging
 import warnings
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Literal
 
 import cv2
 import numpy as np
 
+from comps.animation.encode import fps_arg
 from comps.animation.track import Frame
 from comps.core.errors import InvalidRequest, PayloadTooLarge
 
 logger = logging.getLogger(__name__)
 
-MAX_PIXELS = 40_000_000  # refuse larger declared images/videos before decoding (decompression bombs)
+MAX_PIXELS = 40_000_000  # default limit on the declared pixels of one picture or video frame
 MIN_SIDE = 96  # Wav2Lip's face input is 96x96; smaller pictures cannot hold a usable face
+# The stored copy of a video avatar: H.264 4:4:4 (any size, odd sides too) at a quality close to lossless;
+# every rendered frame starts from these pixels and is encoded again (CRF 20) on its way out.
+STORED_CRF = 12
+STORED_PRESET = "veryfast"
 
 # Container formats accepted as video avatars (ffmpeg demuxer names). Others, such as `tty`, which
 # "decodes" any text file as ANSI art, are refused.
@@ -35,55 +49,93 @@ class Media:
     fps: float | None
 
 
-def decode_media(data: bytes, *, max_frames: int, max_side: int, param: str = "file") -> Media:
+def decode_media(
+    data: bytes, *, max_frames: int, max_side: int, max_pixels: int = MAX_PIXELS, param: str = "file"
+) -> Media:
     """Decode an image or a short video; a video keeps its first `max_frames` frames.
 
-    Frames whose longer side exceeds `max_side` are scaled down (aspect kept).
+    Frames whose longer side exceeds `max_side` are scaled down (aspect kept) as they are decoded.
 
     Raises:
         InvalidRequest: empty, corrupt, or neither an image nor a video; too small.
-        PayloadTooLarge: the picture declares more than `MAX_PIXELS` pixels.
+        PayloadTooLarge: the picture declares more than `max_pixels` pixels (refused before decoding).
     """
     if not data:
         raise InvalidRequest(f"{param} is empty", param=param, code="invalid_avatar")
-    media = _decode_image(data, param) or _decode_video(data, max_frames, param)
+    fit = _Fit(max_side=max_side, param=param)
+    media = _decode_image(data, fit, max_pixels, param) or _decode_video(data, fit, max_frames, max_pixels, param)
     if media is None:
         raise InvalidRequest(
             f"{param} is not a readable image or video (PNG, JPEG, WebP, MP4, WebM, ...)",
             param=param,
             code="invalid_avatar",
         )
-    height, width = media.frames[0].shape[:2]
-    if min(height, width) < MIN_SIDE:
-        raise InvalidRequest(
-            f"{param} is {width}x{height}; an avatar needs at least {MIN_SIDE} pixels on each side",
-            param=param,
-            code="avatar_too_small",
-        )
-    scale = max_side / max(height, width)
-    if scale < 1:
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        frames = tuple(np.asarray(cv2.resize(f, size, interpolation=cv2.INTER_AREA), np.uint8) for f in media.frames)
-        media = Media(kind=media.kind, frames=frames, fps=media.fps)
     return media
 
 
-def _check_pixels(width: int, height: int, param: str) -> None:
-    if width * height > MAX_PIXELS:
+def encode_media(media: Media) -> tuple[str, bytes]:
+    """The frames re-encoded for the store: (".png", a PNG) for an image, (".mp4", H.264 + MP4) for a video.
+
+    Only pixels go in: no metadata, ICC profile, text chunk or trailing byte of the upload survives.
+    """
+    if media.kind == "image":
+        ok, png = cv2.imencode(".png", media.frames[0])
+        if not ok:
+            raise RuntimeError("PNG encoding failed")
+        return ".png", bytes(png.tobytes())
+    import av
+
+    assert media.fps is not None  # a video avatar always has its rate (decode_media refuses one without)
+    height, width = media.frames[0].shape[:2]
+    out = io.BytesIO()
+    with av.open(out, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps_arg(media.fps)))
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv444p"
+        stream.options = {"crf": str(STORED_CRF), "preset": STORED_PRESET}
+        for frame in media.frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")))
+        container.mux(stream.encode(None))
+    return ".mp4", out.getvalue()
+
+
+@dataclass(frozen=True)
+class _Fit:
+    """Check a decoded frame's size (the first one) and scale it down to `max_side`."""
+
+    max_side: int
+    param: str
+
+    def __call__(self, frame: Frame, *, first: bool) -> Frame:
+        height, width = frame.shape[:2]
+        if first and min(height, width) < MIN_SIDE:
+            raise InvalidRequest(
+                f"{self.param} is {width}x{height}; an avatar needs at least {MIN_SIDE} pixels on each side",
+                param=self.param,
+                code="avatar_too_small",
+            )
+        scale = self.max_side / max(height, width)
+        if scale >= 1:
+            return frame
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        return np.asarray(cv2.resize(frame, size, interpolation=cv2.INTER_AREA), np.uint8)
+
+
+def _check_pixels(width: int, height: int, max_pixels: int, param: str) -> None:
+    if width * height > max_pixels:
         raise PayloadTooLarge(
-            f"{param} is {width}x{height}; the limit is {MAX_PIXELS} pixels", param=param, code="avatar_too_large"
+            f"{param} is {width}x{height}; the limit is {max_pixels} pixels", param=param, code="avatar_too_large"
         )
 
 
-def _decode_image(data: bytes, param: str) -> Media | None:
+def _decode_image(data: bytes, fit: _Fit, max_pixels: int, param: str) -> Media | None:
     """A still image (the first frame of an animated one), upright per its EXIF orientation; None if not an image."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            _check_pixels(image.width, image.height, param)
+            image = Image.open(io.BytesIO(data))  # reads the header only
+            _check_pixels(image.width, image.height, max_pixels, param)
             if getattr(image, "is_animated", False):
                 return None  # an animated GIF/WebP is a video avatar
             rgb = ImageOps.exif_transpose(image).convert("RGB")
@@ -95,25 +147,27 @@ def _decode_image(data: bytes, param: str) -> Media | None:
     except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt image data
         raise InvalidRequest(f"{param} is a corrupt image: {exc}", param=param, code="invalid_avatar") from exc
     frame = np.ascontiguousarray(pixels[..., ::-1])  # RGB -> BGR
-    return Media(kind="image", frames=(frame,), fps=None)
+    return Media(kind="image", frames=(fit(frame, first=True),), fps=None)
 
 
-def _decode_video(data: bytes, max_frames: int, param: str) -> Media | None:
+def _decode_video(data: bytes, fit: _Fit, max_frames: int, max_pixels: int, param: str) -> Media | None:
     """The first `max_frames` frames of the first video stream; None when it is not a video."""
     import av
 
     frames: list[Frame] = []
     fps: float | None = None
+    limit = {"max_pixels": str(max_pixels)}  # FFmpeg's decoders refuse larger frames (probing included)
     try:
-        with av.open(io.BytesIO(data), mode="r") as container:
+        with av.open(io.BytesIO(data), mode="r", options=limit) as container:
             if not container.streams.video or not set(container.format.name.split(",")) & VIDEO_FORMATS:
                 return None
             stream = container.streams.video[0]
-            _check_pixels(stream.codec_context.width, stream.codec_context.height, param)
+            _check_pixels(stream.codec_context.width, stream.codec_context.height, max_pixels, param)
+            stream.codec_context.options = limit
             rate = stream.average_rate or stream.guessed_rate
             fps = float(rate) if rate else None
             for frame in container.decode(stream):
-                frames.append(np.asarray(frame.to_ndarray(format="bgr24"), np.uint8))
+                frames.append(fit(np.asarray(frame.to_ndarray(format="bgr24"), np.uint8), first=not frames))
                 if len(frames) >= max_frames:
                     logger.info("video avatar cut to its first %d frames", max_frames)
                     break

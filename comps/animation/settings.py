@@ -94,8 +94,17 @@ class AnimationSettings(ServiceSettings):
     avatar_dir: Path = Field(default=Path.home() / ".local" / "share" / "avatarchat" / "avatars")
     output_dir: Path = Field(default=Path.home() / ".local" / "share" / "avatarchat" / "videos")
     retention: int = Field(default=100, ge=1, le=100_000, description="videos kept; the oldest go first")
+    # Seconds a finished video is kept (removed by the next prune: each commit, and a timer); 0: no age limit.
+    video_ttl_s: float = Field(default=86_400.0, ge=0, description="video lifetime in seconds; 0: unlimited")
+    # Bytes all videos (partial ones included) may take; the oldest finished ones go first. 0: no cap.
+    store_max_bytes: int = Field(default=10 * 1024**3, ge=0, description="video store size cap in bytes; 0: none")
     public_url: str | None = Field(default=None, description="base of video_url; the request's base URL when unset")
     max_audio_seconds: float = Field(default=120.0, gt=0, le=3600)
+    # Frames one request may render (its duration times its fps): 3000 is 2 minutes at 25 fps.
+    max_frames: int = Field(default=3000, ge=1, le=1_000_000)
+    # An avatar upload's size, and its declared pixels per frame: larger ones are refused before they are decoded.
+    avatar_max_bytes: int = Field(default=32 * 1024**2, ge=1024)
+    avatar_max_pixels: int = Field(default=40_000_000, ge=96 * 96)
     # A video avatar keeps at most this many frames (5 s at 25 fps): every frame stays in memory.
     avatar_max_frames: int = Field(default=125, ge=1, le=1000)
     # Larger avatars are scaled down so their longer side is this many pixels (render cost grows with area).

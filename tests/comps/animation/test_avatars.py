@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -61,7 +63,7 @@ def test_image_is_registered_persisted_and_reloaded_without_detection(tmp_path: 
         None,
     )
     folder = tmp_path / info.id
-    assert sorted(p.name for p in folder.iterdir()) == ["meta.json", "source", "track.npz"]
+    assert sorted(p.name for p in folder.iterdir()) == ["meta.json", "source.png", "track.npz"]
     assert json.loads((folder / "meta.json").read_text())["id"] == info.id
 
     again = registry(tmp_path, NeverDetect())  # a restart
@@ -273,4 +275,101 @@ def test_track_stored_without_landmarks_is_detected_again_and_stored(tmp_path: P
     assert track.landmarks is not None and track.landmarks.shape == (1, 5, 2)
     again = registry(tmp_path, NeverDetect()).get(avatar.info.id).track  # the new track was stored
     assert again.landmarks is not None and np.array_equal(again.landmarks, track.landmarks)
-    assert sorted(p.name for p in stored.parent.iterdir()) == ["meta.json", "source", "track.npz"]
+    assert sorted(p.name for p in stored.parent.iterdir()) == ["meta.json", "source.png", "track.npz"]
+
+
+def with_extras(png: bytes) -> bytes:
+    """The astronaut PNG re-saved with a text chunk, an ICC profile and EXIF, then a ZIP and a script appended."""
+    from PIL import Image, PngImagePlugin
+
+    image = Image.open(io.BytesIO(png))
+    text = PngImagePlugin.PngInfo()
+    text.add_text("Comment", "<script>alert('text chunk')</script>")
+    exif = Image.Exif()
+    exif[0x010E] = "<script>alert('exif')</script>"  # ImageDescription
+    out = io.BytesIO()
+    image.save(out, format="PNG", pnginfo=text, icc_profile=b"\0" * 128 + b"<icc/>", exif=exif)
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("payload.html", "<script>alert('zip')</script>")
+    return out.getvalue() + archive.getvalue() + b"<html><script>alert('tail')</script></html>"
+
+
+def test_an_upload_is_stored_re_encoded_without_metadata_or_trailing_bytes(tmp_path: Path, png: bytes) -> None:
+    upload = with_extras(png)
+    assert zipfile.is_zipfile(io.BytesIO(upload))  # a polyglot: a PNG and a ZIP at once
+    avatar = registry(tmp_path).register(upload, name=None)
+    folder = tmp_path / avatar.info.id
+    assert sorted(p.name for p in folder.iterdir()) == ["meta.json", "source.png", "track.npz"]
+    stored = (folder / "source.png").read_bytes()
+    assert stored != upload and stored.endswith(b"IEND\xaeB`\x82")
+    for marker in (b"<script", b"tEXt", b"iTXt", b"zTXt", b"iCCP", b"eXIf", b"PK\x03\x04", b"<icc/>"):
+        assert marker not in stored, marker
+    assert not zipfile.is_zipfile(io.BytesIO(stored))
+    upright = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    np.testing.assert_array_equal(cv2.imdecode(np.frombuffer(stored, np.uint8), cv2.IMREAD_COLOR), upright)
+    np.testing.assert_array_equal(avatar.track.frames[0], upright)
+
+
+def test_exif_orientation_is_applied_and_then_dropped(tmp_path: Path, shared_dir: Path) -> None:
+    from PIL import Image
+
+    upright = astronaut(shared_dir)[:, 56:456]  # 400 wide, 512 high
+    sideways = cv2.rotate(upright, cv2.ROTATE_90_COUNTERCLOCKWISE)  # what the camera wrote
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    out = io.BytesIO()
+    Image.fromarray(sideways[..., ::-1]).save(out, format="JPEG", quality=95, exif=exif)
+    avatar = registry(tmp_path).register(out.getvalue(), name=None)
+    assert (avatar.info.width, avatar.info.height) == (400, 512)
+    stored = (tmp_path / avatar.info.id / "source.png").read_bytes()
+    assert b"Exif" not in stored and b"eXIf" not in stored
+    assert np.abs(avatar.track.frames[0].astype(np.int16) - upright).mean() < 3  # JPEG's loss only
+
+
+def test_a_video_is_stored_re_encoded_and_reloads_the_very_frames_it_was_detected_on(
+    tmp_path: Path, clip: bytes
+) -> None:
+    avatar = registry(tmp_path).register(clip + b"trailing junk", name=None)
+    folder = tmp_path / avatar.info.id
+    assert sorted(p.name for p in folder.iterdir()) == ["meta.json", "source.mp4", "track.npz"]
+    stored = (folder / "source.mp4").read_bytes()
+    assert stored != clip and b"trailing junk" not in stored
+    reloaded = registry(tmp_path, NeverDetect()).get(avatar.info.id).track
+    assert len(reloaded.frames) == len(avatar.track.frames) == 10
+    for registered, loaded in zip(avatar.track.frames, reloaded.frames, strict=True):
+        np.testing.assert_array_equal(loaded, registered)
+
+
+def test_an_upload_over_the_byte_limit_is_refused(tmp_path: Path, png: bytes) -> None:
+    with pytest.raises(PayloadTooLarge, match=f"{len(png)} bytes; the limit is 1000 bytes") as caught:
+        registry(tmp_path, max_bytes=1000).register(png, name=None)
+    assert (caught.value.code, caught.value.param) == ("avatar_file_too_large", "file")
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_upload_over_the_pixel_limit_is_refused(tmp_path: Path, png: bytes) -> None:
+    with pytest.raises(PayloadTooLarge, match="512x512") as caught:
+        registry(tmp_path, max_pixels=512 * 512 - 1).register(png, name=None)
+    assert caught.value.code == "avatar_too_large"
+    assert registry(tmp_path, max_pixels=512 * 512).register(png, name=None).info.width == 512
+
+
+def test_an_avatar_stored_as_its_upload_is_re_encoded_at_its_first_load(tmp_path: Path, png: bytes) -> None:
+    avatar = registry(tmp_path).register(png, name=None)
+    folder = tmp_path / avatar.info.id
+    (folder / "source.png").unlink()
+    (folder / "source").write_bytes(with_extras(png))  # how an earlier version kept it
+    reloaded = registry(tmp_path, NeverDetect()).get(avatar.info.id)
+    assert sorted(p.name for p in folder.iterdir()) == ["meta.json", "source.png", "track.npz"]
+    assert b"<script" not in (folder / "source.png").read_bytes()
+    np.testing.assert_array_equal(reloaded.track.frames[0], avatar.track.frames[0])
+
+
+def test_a_deleted_avatar_leaves_nothing_behind(tmp_path: Path, png: bytes) -> None:
+    avatars = registry(tmp_path)
+    avatar_id = avatars.register(png, name=None).info.id
+    avatars.delete(avatar_id)
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(NotFound):
+        avatars.delete(avatar_id)

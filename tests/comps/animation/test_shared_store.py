@@ -21,6 +21,7 @@ from support.wav2lip_weights import write_checkpoint
 from comps.animation.app import create_app
 from comps.animation.live import follow_file
 from comps.animation.settings import AnimationSettings
+from comps.animation.store import OutputStore
 from comps.core.audio import encode_wav
 
 SR = 16_000
@@ -66,22 +67,54 @@ async def test_an_avatar_and_a_video_made_by_one_replica_are_used_and_served_by_
         envelope(await b.post("/v1/animation", json={"byte_str": speech, "avatar": created["id"]}), 404)
 
 
-async def test_another_replicas_live_video_is_followed_until_it_is_committed(tmp_path: Path) -> None:
-    partial, final = tmp_path / "v.partial.mp4", tmp_path / "v.mp4"
+@pytest.mark.parametrize("ending", ["commit", "crash"])
+async def test_another_replicas_live_video_is_followed_until_it_is_committed_or_its_writer_dies(
+    tmp_path: Path, ending: str
+) -> None:
+    other = OutputStore(root=tmp_path, retention=5)  # the other replica's store, on the shared folder
+    video_id, partial = other.reserve_live()
     pieces = [np.random.default_rng(i).bytes(50_000) for i in range(5)]
-    partial.write_bytes(b"")
 
-    def writer() -> None:  # the other replica: appends as it renders, then commits by renaming
+    def writer() -> None:  # the other replica: appends as it renders, then commits by renaming (or dies)
         with partial.open("ab") as out:
             for piece in pieces:
                 time.sleep(0.05)
                 out.write(piece)
                 out.flush()
-        partial.replace(final)
+        if ending == "commit":
+            other.commit(video_id)
+        else:
+            other._held.pop(video_id).close()  # the kernel releases a dead process's lock; the file stays
 
     thread = threading.Thread(target=writer)
     thread.start()
     with anyio.fail_after(30):
         received = b"".join([chunk async for chunk in follow_file(partial, poll_s=0.01)])
     thread.join()
-    assert received == b"".join(pieces) == final.read_bytes()
+    assert received == b"".join(pieces)
+    assert received == (other.final_path(video_id) if ending == "commit" else partial).read_bytes()
+
+
+async def test_a_replica_serves_another_replicas_live_video_and_never_a_leftover(tmp_path: Path) -> None:
+    checkpoints = tmp_path / "checkpoints"
+    write_checkpoint(checkpoints / "wav2lip.pth")
+    store = tmp_path / "store"
+    settings = replica(store, checkpoints)
+    other = OutputStore(root=settings.output_dir, retention=5)
+    live_id, live = other.reserve_live()
+    live.write_bytes(b"fragments so far")
+    leftover_id, leftover = other.reserve_live()
+    leftover.write_bytes(b"half a video")
+    other._held.pop(leftover_id).close()  # its writer died
+    async with serve(create_app(settings)) as a:
+        async with a.stream("GET", f"/v1/videos/{live_id}") as followed:
+            assert followed.status_code == 200 and followed.headers["cache-control"] == "no-store"
+            chunks = followed.aiter_bytes()
+            assert await chunks.__anext__() == b"fragments so far"
+            with live.open("ab") as out:
+                out.write(b" and the end")
+            other.commit(live_id)
+            assert b"".join([chunk async for chunk in chunks]) == b" and the end"
+        envelope(await a.get(f"/v1/videos/{leftover_id}"), 404)
+        envelope(await a.delete(f"/v1/videos/{leftover_id}"), 404)
+        assert leftover.exists()  # it may be a whole-clip render: only a start removes stale ones
