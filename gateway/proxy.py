@@ -84,6 +84,12 @@ async def _relay(request: Request, path: str) -> Response:
     return Response(upstream.content, status_code=upstream.status_code, headers=_forwarded(upstream.headers, kept))
 
 
+@router.delete("/v1/videos/{video_id}", response_class=Response, status_code=204)
+async def delete_video(request: Request, video_id: str = Path(pattern=_ID)) -> Response:
+    """Remove a rendered video (204), as the animation service answers it: 404 unknown, 409 still rendering."""
+    return await _relay(request, f"/v1/videos/{video_id}")
+
+
 @router.get("/v1/avatars", response_class=Response)
 @router.post("/v1/avatars", response_class=Response)
 async def avatars(request: Request) -> Response:

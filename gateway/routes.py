@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from comps.core.answer_events import AnswerDelta, Done, Transcript, Video, encode_event
 from comps.core.concurrency import UNBOUNDED, Producer
+from comps.core.errors import InvalidRequest, PayloadTooLarge
 from comps.core.sse import sse_response
 from gateway.admission import Admission
 from gateway.schemas import AvatarChatRequest, DetailedAnswer
@@ -21,6 +22,27 @@ from megaservice.realtime import StreamedAnswer
 from megaservice.records import RuntimeGraph
 
 router = APIRouter(tags=["avatarchatbot"])
+
+
+def check_question(settings: GatewaySettings, body: AvatarChatRequest) -> None:
+    """Refuse a question over the configured limits before any stage spends time on it.
+
+    Raises:
+        InvalidRequest: typed text over GATEWAY_MAX_TEXT_CHARS. PayloadTooLarge: audio over GATEWAY_MAX_AUDIO_BYTES.
+    """
+    if body.text is not None and len(body.text) > settings.max_text_chars:
+        raise InvalidRequest(
+            f"text has {len(body.text)} characters, over the maximum of {settings.max_text_chars}",
+            param="text",
+            code="text_too_long",
+        )
+    size = len(body.audio or "") * 3 // 4  # the decoded size of the base64, within 2 bytes
+    if size > settings.max_audio_bytes:
+        raise PayloadTooLarge(
+            f"audio is about {size} bytes, over the maximum of {settings.max_audio_bytes}",
+            param="audio",
+            code="audio_too_large",
+        )
 
 
 def _parameters(request: Request, body: AvatarChatRequest) -> AvatarParameters:
@@ -54,6 +76,7 @@ async def avatarchatbot(request: Request, body: AvatarChatRequest) -> JSONRespon
     JSON with the transcript, the answer text, a `video_url` served by this gateway, and per-stage timings.
     """
     started = time.perf_counter()
+    check_question(request.app.state.settings, body)
     chatbot: AvatarChatbot = request.app.state.chatbot
     admission: Admission = request.app.state.admission
     async with admission.slot():
@@ -91,6 +114,7 @@ async def avatarchatbot_stream(request: Request, body: AvatarChatRequest) -> Str
     video's URL; a failure after the first event is a final `error` event.
     """
     started = time.perf_counter()
+    check_question(request.app.state.settings, body)
     chatbot: AvatarChatbot = request.app.state.chatbot
     admission: Admission = request.app.state.admission
     params = _parameters(request, body)

@@ -15,6 +15,9 @@ GATEWAY_MAX_TOKENS_LIMIT = 8192
 """The gateway's own cap, below the LLM's (GATEWAY_MAX_TOKENS has the same): each token becomes video, and at
 128 tokens ~ 35 s, 8192 is already over half an hour."""
 
+GATEWAY_MAX_TEXT_CHARS_LIMIT = 100_000
+"""The bound of GATEWAY_MAX_TEXT_CHARS, which sets the typed question's limit (checked in `routes`)."""
+
 
 class AvatarChatRequest(SamplingParameters):
     """`POST /v1/avatarchatbot`: OPEA's fields with OPEA's defaults, except `max_tokens` (ours: the setting).
@@ -29,7 +32,11 @@ class AvatarChatRequest(SamplingParameters):
     model_config = ConfigDict(extra="ignore")
 
     audio: str | None = Field(default=None, description="base64 of the spoken question (any audio format)")
-    text: str | None = Field(default=None, max_length=8000, description="a typed question instead of audio")
+    text: str | None = Field(
+        default=None,
+        max_length=GATEWAY_MAX_TEXT_CHARS_LIMIT,
+        description="a typed question instead of audio (at most GATEWAY_MAX_TEXT_CHARS characters, 8000 by default)",
+    )
     voice: str | None = Field(default="default", description="TTS voice; 'default' is the service's own")
     messages: str | list[dict[str, Any]] | None = Field(default=None, description="earlier turns (role, content)")
     model: str | None = None

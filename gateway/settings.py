@@ -98,3 +98,9 @@ class GatewaySettings(ServiceSettings):
                 f"({self.live_silence_ms}), or 0"
             )
         return self
+
+    # Question limits, checked before any stage runs (the body itself is bounded by GATEWAY_MAX_BODY_BYTES).
+    max_text_chars: int = Field(default=8000, ge=1, le=100_000, description="longest typed question, in characters")
+    max_audio_bytes: int = Field(
+        default=16 * 1024**2, ge=1024, description="largest spoken question (its decoded bytes); ASR bounds its length"
+    )

@@ -6,6 +6,8 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import Response
+from fastapi.responses import JSONResponse
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
@@ -56,3 +58,31 @@ async def test_avatars_are_listed_and_uploaded_through_the_gateway(stack: Any, c
     assert uploaded.json()["id"] == "new"
     assert uploaded.json()["type"].startswith("multipart/form-data; boundary=")
     assert uploaded.json()["bytes"] > len(b"\x89PNG....")
+
+
+@pytest.mark.anyio
+async def test_a_video_is_deleted_through_the_gateway(stack: Any, chatbot_for: Any) -> None:
+    deleted: list[str] = []
+
+    async def delete(video_id: str) -> Response:
+        path = stack.videos / f"{video_id}.mp4"
+        if video_id == "rendering":
+            error = {"message": "still being rendered", "type": "invalid_request", "code": "video_in_progress"}
+            return JSONResponse({"error": error}, 409)
+        if not path.is_file():
+            return JSONResponse({"error": {"message": f"video {video_id} not found", "type": "not_found"}}, 404)
+        path.unlink()
+        deleted.append(video_id)
+        return Response(status_code=204)
+
+    stack.apps["animation"].add_api_route("/v1/videos/{video_id}", delete, methods=["DELETE"])
+    (stack.videos / "abc.mp4").write_bytes(b"video")
+    async with gateway(stack, chatbot_for) as client:
+        gone = await client.delete("/v1/videos/abc")
+        again = await client.delete("/v1/videos/abc")
+        busy = await client.delete("/v1/videos/rendering")
+        odd = await client.delete("/v1/videos/..%2Fetc")
+    assert gone.status_code == 204 and gone.content == b"" and deleted == ["abc"]
+    assert again.status_code == 404 and again.json()["error"]["message"].startswith("animation: video abc not found")
+    assert busy.status_code == 409 and busy.json()["error"]["code"] == "video_in_progress"
+    assert odd.status_code in (400, 404) and deleted == ["abc"]

@@ -206,6 +206,8 @@ async def test_markdown_and_emoji_are_shown_but_not_spoken(stack: Any, chatbot_f
     spoken = [body["text"] for body in stack.seen["tts"]]
     assert " ".join(spoken) == "Paris is the capital of France Try curl or: The Louvre. The Seine."
     assert spoken[0] == "Paris is the capital of France"
+
+
 @pytest.mark.anyio
 async def test_stream_failure_after_start_is_an_in_band_error_event(stack: Any, chatbot_for: Any) -> None:
     stack.fail["animation"] = (500, {"error": {"message": "render crashed", "type": "internal"}})
@@ -257,3 +259,29 @@ async def test_a_full_line_is_an_http_503_for_whole_and_streamed_answers(stack: 
         assert envelope_of(response, 503)["code"] == "queue_full"
         assert response.headers["retry-after"] == "5"
     assert stack.seen["llm"] == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("path", ["/v1/avatarchatbot", "/v1/avatarchatbot/stream"])
+async def test_a_question_over_the_limits_is_refused_before_any_stage(stack: Any, chatbot_for: Any, path: str) -> None:
+    chatbot = chatbot_for(stack)
+    app = create_app(GatewaySettings(max_text_chars=20, max_audio_bytes=1024), orchestrator=chatbot)
+    spoken = base64.b64encode(encode_wav(np.zeros(16_000, np.float32), 16_000)).decode()  # 1 s: 32 KB
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            long_text = await client.post(path, json={"text": "x" * 21})
+            long_audio = await client.post(path, json={"audio": spoken})
+            fits = await client.post(path, json={"text": "x" * 20})
+    await chatbot.aclose()
+    text_error, audio_error = long_text.json()["error"], long_audio.json()["error"]
+    assert long_text.status_code == 400 and (text_error["code"], text_error["param"]) == ("text_too_long", "text")
+    assert "21 characters, over the maximum of 20" in text_error["message"]
+    assert long_audio.status_code == 413
+    assert (audio_error["code"], audio_error["param"], audio_error["type"]) == (
+        "audio_too_large",
+        "audio",
+        "payload_too_large",
+    )
+    assert fits.status_code == 200
+    assert stack.seen["asr"] == [] and [m["messages"][-1]["content"] for m in stack.seen["llm"]] == ["x" * 20]
