@@ -98,7 +98,12 @@ def ledger() -> Iterator[dict[str, Any]]:
     ok = sum(f["named"] for f in faults)
     recovered = sum(f["recovered"] for f in figures.get("recoveries", []))
     summary = f"{len(faults)} faults over {len(SERVICES)} services, {ok} answered 5xx naming the stage; "
-    summary += f"{recovered} recoveries; gateway before/after: {figures['gateway']}"
+    summary += f"{recovered} recoveries"
+    if {"before", "after"} <= set(figures["gateway"]):
+        before, after = figures["gateway"]["before"], figures["gateway"]["after"]
+        counts = ("fds", "threads")
+        summary += "; gateway " + ", ".join(f"{name} {before[name]} -> {after[name]}" for name in counts)
+        summary += f", temp files {len(before['temp_files'])} -> {len(after['temp_files'])}"
     record("faults", figures, summary)
 
 

@@ -10,6 +10,7 @@ at >= 0.18 (`SAME_SPEECH_MAX` sits between).
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -21,7 +22,7 @@ SAME_SPEECH_MAX = 0.1
 
 
 @functools.cache
-def _extractor() -> object:
+def _extractor() -> Any:
     from faster_whisper.feature_extractor import FeatureExtractor
 
     return FeatureExtractor(feature_size=80)
@@ -29,7 +30,7 @@ def _extractor() -> object:
 
 def mel_frames(audio: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
     """Unit-norm, mean-removed log-mel vectors, one per 20 ms: shape (frames, 80)."""
-    mel = np.asarray(_extractor()(audio), np.float64)[:, : audio.size // 160 : 2]  # type: ignore[operator]
+    mel = np.asarray(_extractor()(audio), np.float64)[:, : audio.size // 160 : 2]
     mel = mel - mel.mean(axis=1, keepdims=True)
     return (mel / (np.linalg.norm(mel, axis=0, keepdims=True) + 1e-8)).T
 
