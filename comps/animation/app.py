@@ -17,6 +17,7 @@ from comps.animation.backends.base import AnimationBackend
 from comps.animation.backends.networks import load_networks
 from comps.animation.detect import RETINAFACE, FaceDetector, HaarDetector, RetinaFaceDetector
 from comps.animation.live import follow_file
+from comps.animation.opened import OpenedFileResponse
 from comps.animation.schemas import (
     AnimationRequest,
     AnimationResponse,
@@ -31,7 +32,7 @@ from comps.animation.store import OutputStore
 from comps.animation.streaming import serve_stream
 from comps.core.app import create_service_app, require_ready
 from comps.core.device import resolve_device
-from comps.core.errors import Unavailable
+from comps.core.errors import InvalidRequest, Unavailable
 from comps.core.limits import InferenceQueue
 from comps.core.settings import load_settings
 from comps.core.weights import resolve_weight
@@ -39,6 +40,7 @@ from comps.core.weights import resolve_weight
 logger = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
+PRUNE_EVERY_S = 60.0  # the longest wait between two prunes of the video store when videos expire
 
 
 def build_detector(settings: AnimationSettings) -> FaceDetector:
@@ -73,11 +75,18 @@ def load_service(settings: AnimationSettings, backend: AnimationBackend | None) 
         max_frames=settings.avatar_max_frames,
         max_side=settings.avatar_max_side,
         cache_size=settings.max_avatars_cached,
+        max_bytes=settings.avatar_max_bytes,
+        max_pixels=settings.avatar_max_pixels,
         analyzers=[a for a in (b.capabilities.analyzer for b in backends.values()) if a is not None],
     )
     if settings.face is not None:
         registry.register_default(settings.face)
-    store = OutputStore(root=settings.output_dir, retention=settings.retention)
+    store = OutputStore(
+        root=settings.output_dir,
+        retention=settings.retention,
+        ttl_s=settings.video_ttl_s,
+        max_bytes=settings.store_max_bytes,
+    )
     queue = InferenceQueue(concurrency=settings.max_concurrency, max_waiting=settings.max_queue)
     return AnimationService(settings=settings, backends=backends, registry=registry, store=store, queue=queue)
 
@@ -97,7 +106,11 @@ def create_app(settings: AnimationSettings | None = None, backend: AnimationBack
         logger.info("loading animation modes %s", ", ".join(settings.modes))
         app.state.animation = await anyio.to_thread.run_sync(load_service, settings, backend)
         app.state.readiness.set_ready()
-        yield
+        async with anyio.create_task_group() as tasks:
+            if settings.video_ttl_s > 0:  # count and size are pruned at each commit; age needs a clock
+                tasks.start_soon(prune_periodically, app.state.animation.store)
+            yield
+            tasks.cancel_scope.cancel()
         # In FP8 MEASURE mode the calibration statistics are written when the service stops.
         await anyio.to_thread.run_sync(app.state.animation.finish)
 
@@ -163,6 +176,8 @@ def create_app(settings: AnimationSettings | None = None, backend: AnimationBack
     ) -> AvatarOut:
         """Register an image or short video: its face is detected and analysed once, here; 422 when there is none."""
         animation = service(request)
+        if file.size is not None:  # known once the body is parsed: refused before it is read into memory
+            animation.registry.check_size(file.size)
         data = await file.read()
         label = name or (file.filename or "").rsplit(".", 1)[0] or None
         avatar = await animation.queue.run(lambda: animation.registry.register(data, name=label))
@@ -200,18 +215,40 @@ def create_app(settings: AnimationSettings | None = None, backend: AnimationBack
 
         A video still being streamed (`WS /v1/animation/stream`) is sent as it is made, from its first
         byte to its last (a fragmented MP4, playable while it grows), by this replica or, from the
-        shared store, by any other; Range applies once it is complete.
+        shared store, by any other; Range applies once it is complete. A partial file no live render
+        holds (a crash's leftover) is never served.
         """
         animation = service(request)
         live = animation.live.get(video_id)
         if live is not None:
             return StreamingResponse(live.chunks(), media_type="video/mp4", headers={"Cache-Control": "no-store"})
-        partial = animation.store.partial_path(video_id)  # streamed by another replica on the same store
+        store = animation.store
+        partial = await anyio.to_thread.run_sync(store.partial_path, video_id)  # another replica's live render
         if partial is not None:
             return StreamingResponse(
                 follow_file(partial), media_type="video/mp4", headers={"Cache-Control": "no-store"}
             )
-        return FileResponse(animation.store.path(video_id), media_type="video/mp4")
+        handle = await anyio.to_thread.run_sync(store.open, video_id)
+        return OpenedFileResponse(handle, store.final_path(video_id), media_type="video/mp4")
+
+    @app.delete(
+        "/v1/videos/{video_id}",
+        tags=["videos"],
+        status_code=204,
+        responses={409: {"description": "the video is still being rendered (`video_in_progress`)"}},
+    )
+    async def delete_video(video_id: str, request: Request) -> Response:
+        """Remove a finished video; 409 while it is still being rendered, 404 when there is none."""
+        animation = service(request)
+        if video_id in animation.live:
+            raise InvalidRequest(
+                f"video {video_id} is still being rendered; delete it once it is complete",
+                param="id",
+                code="video_in_progress",
+                status=409,
+            )
+        await anyio.to_thread.run_sync(animation.store.delete, video_id)
+        return Response(status_code=204)
 
     @app.websocket("/v1/animation/stream")
     async def animation_stream(ws: WebSocket) -> None:
@@ -232,3 +269,14 @@ def create_app(settings: AnimationSettings | None = None, backend: AnimationBack
         )
 
     return app
+
+
+async def prune_periodically(store: OutputStore) -> None:
+    """Remove expired videos every tenth of their lifetime (1 to `PRUNE_EVERY_S` seconds), until cancelled."""
+    every = min(PRUNE_EVERY_S, max(1.0, store.ttl_s / 10))
+    while True:
+        await anyio.sleep(every)
+        try:
+            await anyio.to_thread.run_sync(store.prune)
+        except OSError as exc:  # a store that is briefly unreachable: the next round tries again
+            logger.warning("pruning the video store failed: %s", exc)

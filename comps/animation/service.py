@@ -24,9 +24,9 @@ from comps.animation.render import RenderResult
 from comps.animation.settings import MODE_ALIASES, AnimationSettings
 from comps.animation.store import OutputStore
 from comps.animation.streaming import LiveSession, StreamStart
-from comps.animation.wav2lip.mel import SAMPLE_RATE
+from comps.animation.wav2lip.mel import SAMPLE_RATE, frame_count
 from comps.core.audio import decode_audio, decode_base64
-from comps.core.errors import InvalidRequest
+from comps.core.errors import InvalidRequest, PayloadTooLarge
 from comps.core.limits import InferenceQueue
 
 logger = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ class AnimationService:
                 id=uuid.uuid4().hex, video_url="", content_type=RAW_CONTENT_TYPE, width=width, height=height, fps=rate
             )
             return session, LiveRender(lipsync, output=raw_frames(width=width, height=height))
-        video_id, partial = self.store.reserve()
+        video_id, partial = self.store.reserve_live()  # created and locked now: followed from here on
         video = LiveVideo(partial)
         self.live[video_id] = video
         render = LiveRender(lipsync, output=mp4_file(partial, video, width=width, height=height, fps=rate))
@@ -200,6 +200,14 @@ class AnimationService:
                 f"({1000 * frames / rate:g} ms)",
                 param=param,
                 code="audio_too_short",
+            )
+        frames = frame_count(audio.size, rate)
+        if frames > self.settings.max_frames:
+            raise PayloadTooLarge(
+                f"{param}: {audio.size / SAMPLE_RATE:.2f} s at {rate:g} fps is {frames} frames; the limit is "
+                f"{self.settings.max_frames} (ANIMATION_MAX_FRAMES): send shorter audio or a lower fps",
+                param=param,
+                code="too_many_frames",
             )
         return await self.queue.run(self._render, backend, found, audio, rate, options)
 

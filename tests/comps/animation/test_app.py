@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 import cv2
 import httpx
 import numpy as np
@@ -276,3 +278,63 @@ async def test_the_start_logs_whether_wav2lip_runs_in_bf16(
     chosen = expected or ("bf16" if native else "fp32")  # auto: bf16 exactly where the CPU has native kernels
     why = "ANIMATION_BF16=auto" if setting is None else "as ANIMATION_BF16 sets"
     assert f"Wav2Lip runs in {chosen} ({why}; {'native' if native else 'no native'} bf16 kernels here)" in caplog.text
+
+
+async def test_limits_answer_in_the_envelope(
+    tmp_path: Path, checkpoints: Path, shared_dir: Path, speech: np.ndarray
+) -> None:
+    settings = settings_for(
+        tmp_path,
+        checkpoints,
+        shared_dir,
+        avatar_max_bytes=100_000,
+        avatar_max_pixels=300_000,  # the astronaut (FACE) has 262144
+        max_frames=15,
+        max_concurrency=1,
+        max_queue=0,
+    )
+    app = create_app(settings)
+    png = (shared_dir / "assets" / "avatar_astronaut.png").read_bytes()
+    assert len(png) > 100_000
+    ok, flat = cv2.imencode(".png", np.full((600, 600, 3), 128, np.uint8))  # 360000 pixels in a few KB
+    assert ok and len(flat) < 100_000
+    async with serve(app) as http:
+        error = envelope(await http.post("/v1/avatars", files={"file": ("a.png", png)}), 413, "avatar_file_too_large")
+        assert error["param"] == "file" and f"{len(png)} bytes" in error["message"]
+        error = envelope(await http.post("/v1/avatars", files={"file": ("b.png", flat.tobytes())}), 413)
+        assert (error["code"], error["param"]) == ("avatar_too_large", "file") and "600x600" in error["message"]
+        error = envelope(await http.post("/v1/animation", json={"byte_str": clip_b64(speech, 2.0)}), 413)
+        assert (error["code"], error["param"]) == ("too_many_frames", "byte_str") and "20 frames" in error["message"]
+        async with app.state.animation.queue.slot():  # the one render slot is taken, and no place to wait
+            busy = await http.post("/v1/animation", json={"byte_str": clip_b64(speech, 1.0)})
+        envelope(busy, 503, "queue_full")
+        assert busy.headers["retry-after"] == "2"
+        assert not list((tmp_path / "avatars").iterdir()) and not list((tmp_path / "videos").iterdir())
+
+
+async def test_videos_are_deleted_on_request_and_expire(
+    tmp_path: Path, checkpoints: Path, shared_dir: Path, speech: np.ndarray
+) -> None:
+    app = create_app(settings_for(tmp_path, checkpoints, shared_dir, video_ttl_s=1.0))
+    async with serve(app) as http:
+        rendered = await http.post("/v1/animation", json={"byte_str": clip_b64(speech, 0.5)})
+        assert rendered.status_code == 200, rendered.text
+        video_id = rendered.json()["id"]
+        assert (await http.delete(f"/v1/videos/{video_id}")).status_code == 204
+        envelope(await http.get(f"/v1/videos/{video_id}"), 404)
+        envelope(await http.delete(f"/v1/videos/{video_id}"), 404)
+        envelope(await http.delete("/v1/videos/..secret"), 400, "invalid_video_id")
+
+        store = app.state.animation.store
+        live_id, partial = store.reserve_live()  # a stream being rendered
+        error = envelope(await http.delete(f"/v1/videos/{live_id}"), 409, "video_in_progress")
+        assert error["type"] == "invalid_request" and partial.exists()
+        store.discard(live_id)
+
+        expired = store.final_path("f" * 32)
+        expired.write_bytes(b"an old video")
+        os.utime(expired, (0, 0))
+        with anyio.fail_after(30):  # the store's timer prunes every second at this TTL
+            while expired.exists():
+                await anyio.sleep(0.1)
+        envelope(await http.get(f"/v1/videos/{'f' * 32}"), 404)
