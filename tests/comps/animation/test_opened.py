@@ -1,0 +1,41 @@
+"""A FileResponse over a file opened before answering: whole, Range and HEAD answers survive the file's removal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI, Response
+
+from comps.animation.opened import OpenedFileResponse
+
+pytestmark = pytest.mark.anyio
+CONTENT = bytes(range(256)) * 40
+
+
+def removed_once_opened(tmp_path: Path) -> FastAPI:
+    app = FastAPI()
+
+    @app.api_route("/file", methods=["GET", "HEAD"])
+    async def serve() -> Response:
+        path = tmp_path / "video.mp4"
+        path.write_bytes(CONTENT)
+        handle = path.open("rb")
+        path.unlink()  # a prune or a DELETE between the endpoint and the answer's first byte
+        return OpenedFileResponse(handle, path, media_type="video/mp4")
+
+    return app
+
+
+async def test_an_opened_file_is_served_after_its_removal(tmp_path: Path) -> None:
+    transport = httpx.ASGITransport(app=removed_once_opened(tmp_path))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        whole = await client.get("/file")
+        part = await client.get("/file", headers={"Range": "bytes=1000-1099"})
+        head = await client.head("/file")
+    assert whole.status_code == 200 and whole.content == CONTENT
+    assert whole.headers["content-type"] == "video/mp4" and whole.headers["accept-ranges"] == "bytes"
+    assert part.status_code == 206 and part.content == CONTENT[1000:1100]
+    assert part.headers["content-range"] == f"bytes 1000-1099/{len(CONTENT)}"
+    assert head.status_code == 200 and head.headers["content-length"] == str(len(CONTENT)) and head.content == b""
