@@ -37,7 +37,12 @@ IN_USE_S = 300.0
 
 
 def being_written(path: Path) -> bool:
-    """Whether a live render (in any process on this store) holds `path`'s lock, i.e. is writing it now."""
+    """Whether a live render (in any process on this store) holds `path`'s lock, i.e. is writing it now.
+
+    This process asks it about other processes' files only (its own live renders are known without a
+    file system call): on NFS, `flock` is emulated with POSIX locks, which one process does not see as
+    conflicting with itself.
+    """
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
