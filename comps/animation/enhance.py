@@ -2,9 +2,10 @@
 
 We build the `GFPGANv1Clean` network directly rather than `GFPGANer`: GFPGANer downloads and runs
 its own face detector per frame, while our avatars are aligned once at registration (`FaceTrack.align`).
-Per frame: warp onto the 512x512 template with the track's affine, run the network (a whole batch at
-once), warp back with the inverse affine and blend with facexlib's soft mask; nothing outside the
-warped template square changes.
+Per frame: warp onto the 512x512 template with the track's affine, run the network (`GFPGANForward`:
+on a CPU one face at a time with Winograd convolutions, elsewhere the whole batch at once), warp back
+with the inverse affine and blend with facexlib's soft mask; nothing outside the warped template
+square changes.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from comps.animation.gfpgan_forward import GFPGANForward, winograd_available
 from comps.animation.track import Frame
 from comps.core.weights import WeightsMissingError
 
@@ -90,6 +92,11 @@ class FaceEnhancer:
         self.net = net.to(device).eval()
         self.device = device
         self.upscale = upscale
+        # On a CPU: one face per call (a batch turns the modulated convolutions into grouped ones, slower
+        # per face) and Winograd 3x3 convolutions where NNPACK is usable; elsewhere the whole batch at once.
+        self._cpu = device.type == "cpu"
+        self._forward = GFPGANForward(self.net, winograd=self._cpu and winograd_available())
+        logger.info("GFPGAN on %s, Winograd (NNPACK) convolutions: %s", device, self._forward.winograd)
         self._masks: dict[tuple[bytes, int, int], _Paste] = {}
         self._lock = threading.Lock()
 
@@ -146,7 +153,9 @@ class FaceEnhancer:
         with torch.inference_mode():
             # Fixed noise (the checkpoint's buffers) instead of GFPGANer's fresh noise per call:
             # fresh noise on every frame of a video makes the skin texture flicker.
-            out, _ = self.net(x.to(self.device), return_rgb=False, randomize_noise=False)
+            x = x.to(self.device)
+            step = 1 if self._cpu else len(x)
+            out = torch.cat([self._forward(x[i : i + step]) for i in range(0, len(x), step)])
             pixels = (out.float().clamp(-1, 1) + 1) * 127.5
             rgb: npt.NDArray[np.uint8] = pixels.round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         return rgb[..., ::-1]
