@@ -6,10 +6,11 @@ import asyncio
 
 import httpx
 from fastapi import APIRouter, Path, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 from starlette.background import BackgroundTask
 
 from comps.core.errors import ServiceError
+from comps.core.responses import ClosingStreamingResponse
 from comps.core.upstream import deadline_error, status_error, transport_error
 from gateway.settings import GatewaySettings
 from megaservice.avatarchatbot import AvatarChatbot
@@ -53,7 +54,7 @@ async def video(request: Request, video_id: str = Path(pattern=_ID)) -> Response
         body = await upstream.aread()
         await upstream.aclose()
         raise status_error(STAGE, upstream, body, credential=CREDENTIAL)
-    return StreamingResponse(
+    return ClosingStreamingResponse(
         upstream.aiter_raw(),
         status_code=upstream.status_code,
         headers=_forwarded(upstream.headers, _FORWARD_RESPONSE),

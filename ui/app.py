@@ -15,6 +15,7 @@ from fastapi.responses import StreamingResponse
 
 from comps.core.app import create_service_app
 from comps.core.errors import InvalidRequest, ServiceError, UpstreamError, class_for_status, error_class
+from comps.core.responses import ClosingStreamingResponse
 from comps.core.settings import load_settings
 from ui.client import GatewayClient, GatewayError
 from ui.page import Page, build_blocks
@@ -56,7 +57,7 @@ def add_media_routes(app: FastAPI, gateway: GatewayClient) -> None:
                 await chunks.aclose()
 
         # no-store: while the video is made these bytes are a prefix of it, not the video.
-        return StreamingResponse(body(), media_type="video/mp4", headers={"Cache-Control": "no-store"})
+        return ClosingStreamingResponse(body(), media_type="video/mp4", headers={"Cache-Control": "no-store"})
 
     @app.get("/avatar/{avatar_id}/image", tags=["media"], response_class=Response)
     async def avatar_image(avatar_id: str) -> Response:

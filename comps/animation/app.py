@@ -9,7 +9,7 @@ from typing import Annotated
 
 import anyio.to_thread
 from fastapi import FastAPI, File, Form, Request, Response, UploadFile, WebSocket
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import FileResponse
 
 from comps.animation.avatars import DEFAULT_ID, AvatarInfo, AvatarRegistry
 from comps.animation.backends import BACKENDS
@@ -34,6 +34,7 @@ from comps.core.app import create_service_app, require_ready
 from comps.core.device import resolve_device
 from comps.core.errors import InvalidRequest, Unavailable
 from comps.core.limits import InferenceQueue
+from comps.core.responses import ClosingStreamingResponse
 from comps.core.settings import load_settings
 from comps.core.weights import resolve_weight
 
@@ -221,11 +222,13 @@ def create_app(settings: AnimationSettings | None = None, backend: AnimationBack
         animation = service(request)
         live = animation.live.get(video_id)
         if live is not None:
-            return StreamingResponse(live.chunks(), media_type="video/mp4", headers={"Cache-Control": "no-store"})
+            return ClosingStreamingResponse(
+                live.chunks(), media_type="video/mp4", headers={"Cache-Control": "no-store"}
+            )
         store = animation.store
         partial = await anyio.to_thread.run_sync(store.partial_path, video_id)  # another replica's live render
         if partial is not None:
-            return StreamingResponse(
+            return ClosingStreamingResponse(
                 follow_file(partial), media_type="video/mp4", headers={"Cache-Control": "no-store"}
             )
         handle = await anyio.to_thread.run_sync(store.open, video_id)

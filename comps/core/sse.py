@@ -8,9 +8,8 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi.responses import StreamingResponse
-
 from comps.core.errors import InternalError, ServiceError
+from comps.core.responses import ClosingStreamingResponse, close_iterator
 
 logger = logging.getLogger(__name__)
 
@@ -110,13 +109,15 @@ async def guard_stream(events: AsyncIterator[str], *, done: bool = True) -> Asyn
         logger.exception("stream failed")
         yield sse_event(InternalError(f"stream failed: {type(exc).__name__}: {exc}").to_body(), event="error")
         return
+    finally:
+        await close_iterator(events)
     if done:
         yield DONE
 
 
-def sse_response(events: AsyncIterator[str], *, done: bool = True) -> StreamingResponse:
+def sse_response(events: AsyncIterator[str], *, done: bool = True) -> ClosingStreamingResponse:
     """A `text/event-stream` response over guarded events."""
-    return StreamingResponse(
+    return ClosingStreamingResponse(
         guard_stream(events, done=done),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},

@@ -64,9 +64,9 @@ async def chunk_events(
         choice = ChunkChoice(delta=delta, finish_reason=reason)
         return sse_event(dump(ChatCompletionChunk(id=stream_id, model=model, choices=[choice])))
 
-    yield chunk(Delta(role="assistant", content=""))
     piece: StreamPiece | None = first
     try:
+        yield chunk(Delta(role="assistant", content=""))
         while piece is not None:
             if piece.text:
                 yield chunk(Delta(content=piece.text))

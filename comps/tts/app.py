@@ -10,11 +10,12 @@ from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 
 from comps.core.app import create_service_app, require_ready
 from comps.core.audio import CONTENT_TYPES, AudioFormat, encode_audio, resample
 from comps.core.contracts import TtsRequest, TtsResponse
+from comps.core.responses import ClosingStreamingResponse
 from comps.core.settings import load_settings
 from comps.core.sse import SSE_CONTENT, sse_event, sse_response
 from comps.tts.backends import BACKENDS
@@ -103,7 +104,7 @@ def create_app(settings: TtsSettings | None = None, backend: TtsBackend | None =
             # chunk is made before answering, so a failure there still gets its own status.
             parts = speech_service.stream(chunks, voice=voice, speed=body.speed)
             first = await anext(parts)
-            return StreamingResponse(
+            return ClosingStreamingResponse(
                 _pcm(_chain(first, parts), rate),
                 media_type=CONTENT_TYPES["pcm"],
                 headers={"X-Sample-Rate": str(rate)},

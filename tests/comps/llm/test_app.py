@@ -302,12 +302,14 @@ def _raw_request(body: dict[str, Any]) -> dict[str, Any]:
 class LeavingClient:
     """A raw ASGI client that sends `body`, then disconnects when `gone` is set; records what it got."""
 
-    def __init__(self, body: dict[str, Any]) -> None:
+    def __init__(self, body: dict[str, Any], *, stalls: bool = False) -> None:
+        """`stalls`: sending the first body bytes waits until the client leaves (it stopped reading)."""
         self.body = json.dumps(body).encode()
         self.sent: list[dict[str, Any]] = []
         self.streaming = anyio.Event()  # the first body bytes arrived
         self.gone = anyio.Event()
         self._asked = False
+        self._stalls = stalls
 
     async def receive(self) -> dict[str, Any]:
         if not self._asked:
@@ -320,6 +322,8 @@ class LeavingClient:
         self.sent.append(message)
         if message["type"] == "http.response.body" and message.get("body"):
             self.streaming.set()
+            if self._stalls:
+                await self.gone.wait()  # flow control: the send waits until the connection is lost
 
 
 @pytest.mark.anyio
@@ -354,6 +358,33 @@ async def test_busy_service_answers_503_and_a_gone_client_stops_generation(
     assert backend.stats.started == 1
     assert backend.stats.cancelled == 1
     assert backend.stats.completion_tokens < 480
+
+
+@pytest.mark.anyio
+async def test_a_client_gone_while_its_first_bytes_are_sent_stops_generation(
+    settings: LlmSettings, make_backend: Callable[..., TransformersBackend]
+) -> None:
+    # The client stops reading at the first bytes, then disconnects: the response is cancelled while its
+    # event iterator waits at a `yield`, the one place where nothing inside the iterator sees the
+    # cancellation. The stream must still be closed, or the worker blocks forever handing its next
+    # piece to a reader that is gone, holding the only slot.
+    backend = make_backend(concurrency=1, max_waiting=0)
+    app = create_app(settings.model_copy(update={"system_prompt": ""}), backend)
+    long_answer = {"messages": HELLO, "max_tokens": 480, "temperature": 0, "stream": True}
+    leaving = LeavingClient(long_answer, stalls=True)
+
+    async with app.router.lifespan_context(app):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(app, _raw_request(long_answer), leaving.receive, leaving.send)
+            await leaving.streaming.wait()
+            leaving.gone.set()
+        with anyio.fail_after(60):
+            while backend.stats.cancelled == 0:
+                await anyio.sleep(0.05)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            again = await client.post("/v1/chat/completions", json={"messages": HELLO, "max_tokens": 2})
+    assert backend.stats.completion_tokens < 480
+    assert again.status_code == 200, again.text
 
 
 @pytest.mark.anyio

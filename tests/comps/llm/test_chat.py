@@ -74,3 +74,29 @@ async def test_chunks_close_the_backend_stream_when_closed_early() -> None:
     await events.aclose()
     assert '"content":"b"' in received[2]
     assert closed
+
+
+class Backend:
+    """A backend stream that records being closed (closing it is what stops the worker)."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def __aiter__(self) -> Backend:
+        return self
+
+    async def __anext__(self) -> StreamPiece:
+        return StreamPiece("more")
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.anyio
+async def test_chunks_closed_at_their_first_event_close_the_backend_stream() -> None:
+    # The response may be cancelled while only the role event has gone out.
+    backend = Backend()
+    events = chunk_events(StreamPiece("a"), backend, model="m", include_usage=False)
+    assert '"role":"assistant"' in await anext(events)
+    await events.aclose()
+    assert backend.closed
