@@ -83,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+KEEP_ALIVE_S = 75
+"""Seconds an idle kept-alive connection stays open. Longer than clients keep theirs (httpx: 5 s) and
+than any Retry-After we send (5-10 s): a client retrying on its pooled connection must never meet a
+server closing it at that same moment (uvicorn's default is 5 s)."""
+
+
 def serve(service: str, host: str | None, port: int | None) -> None:
     """Run one service's app under uvicorn."""
     import uvicorn
@@ -91,7 +97,13 @@ def serve(service: str, host: str | None, port: int | None) -> None:
     settings = app.state.settings
     if settings.nice:
         os.nice(settings.nice)  # this process is the service: yield the cores it shares (see ServiceSettings.nice)
-    uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_config=None)
+    uvicorn.run(
+        app,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_config=None,
+        timeout_keep_alive=KEEP_ALIVE_S,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

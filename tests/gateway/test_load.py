@@ -97,9 +97,9 @@ async def ask(http: httpx.AsyncClient, index: int, log: list[dict[str, Any]]) ->
 
 
 async def ask_all(stack: ProcessStack, log: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    # A connection per request: a kept-alive one reused after exactly Retry-After (5 s) races the server's own
-    # idle close (uvicorn's keep-alive timeout is also 5 s), which httpx reports as a ReadError.
-    limits = httpx.Limits(max_connections=len(QUESTIONS), max_keepalive_connections=0)
+    # Pooled, kept-alive connections, as a real client keeps them: a retry after Retry-After reuses one
+    # (the services keep idle connections open far longer than any Retry-After: cli.main.KEEP_ALIVE_S).
+    limits = httpx.Limits(max_connections=len(QUESTIONS))
     timeout = httpx.Timeout(CLIENT_TIMEOUT_S)
     async with httpx.AsyncClient(base_url=stack.gateway.url, timeout=timeout, limits=limits, trust_env=False) as http:
         return list(await asyncio.gather(*(ask(http, index, log) for index in range(len(QUESTIONS)))))
