@@ -115,7 +115,7 @@ class Conversation:
         animation = self.chatbot.nodes["animation"]
         lipsync = await open_lipsync(
             base_url=animation.base_url, app=animation.app, options=options,
-            connect_timeout_s=self.chatbot.connect_timeout_s, headers=animation.headers,
+            connect_timeout_s=self.chatbot.connect_timeout_s, headers=animation.headers, timeout_s=animation.timeout_s,
         )  # fmt: skip
         try:
             await self._answer(lipsync, AsrRequest(audio=base64.b64encode(wav).decode(), language=params.language),

@@ -12,6 +12,7 @@ sender and one receiver at once; the service renders only as fast as `receive` t
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -28,7 +29,7 @@ from comps.core.auth import CLOSE_POLICY
 from comps.core.concurrency import UNBOUNDED, Producer
 from comps.core.errors import ServiceError, Unavailable, UpstreamError
 from comps.core.request_id import REQUEST_ID_HEADER, current_request_id
-from comps.core.upstream import in_band_error
+from comps.core.upstream import deadline_error, in_band_error
 
 STAGE = "animation"
 PATH = "/v1/animation/stream"
@@ -215,11 +216,36 @@ async def open_lipsync(
     options: Mapping[str, Any],
     connect_timeout_s: float,
     headers: Mapping[str, str] | None = None,
+    timeout_s: float | None = None,
 ) -> LipSyncStream:
     """Open a stream to the animation service at `base_url` (or to its in-process `app`) and start it.
 
     `headers` go on the handshake: the node's key (`MicroService.headers`), where it has one.
+    `timeout_s` bounds the whole opening (connect, handshake, start; the node's timeout): a service that
+    accepts the connection but never answers (hung, stopped) is a 504 naming the stage, not a wait forever.
+
+    Raises:
+        Timeout: not open within `timeout_s`. Unavailable, UpstreamError: refused, unreachable, failed.
     """
+    if timeout_s is None:
+        return await _open(base_url=base_url, app=app, options=options, connect_timeout_s=connect_timeout_s,
+                           headers=headers)  # fmt: skip
+    try:
+        async with asyncio.timeout(timeout_s):  # cancels once: the socket is still closed on the way out
+            return await _open(base_url=base_url, app=app, options=options, connect_timeout_s=connect_timeout_s,
+                               headers=headers)  # fmt: skip
+    except TimeoutError as exc:
+        raise deadline_error(STAGE, timeout_s) from exc
+
+
+async def _open(
+    *,
+    base_url: str,
+    app: ASGIApp | None,
+    options: Mapping[str, Any],
+    connect_timeout_s: float,
+    headers: Mapping[str, str] | None,
+) -> LipSyncStream:
     headers = {**(headers or {}), **({REQUEST_ID_HEADER: rid} if (rid := current_request_id()) else {})}
     socket: _Socket
     try:

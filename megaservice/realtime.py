@@ -64,20 +64,14 @@ async def stream_answer(
 ) -> StreamedAnswer:
     """Run asr -> llm -> tts on `graph` and lip-sync the speech on one stream as it is spoken."""
     started = time.perf_counter()
-    # The handshake and the wait for the finished video are bounded by the animation node's timeout: a
-    # service that accepts the connection but never answers (hung, stopped) is a 504, not a stream held open.
-    # asyncio's timeout cancels once, so the socket is still closed on the way out.
-    try:
-        async with asyncio.timeout(animation.timeout_s):
-            lipsync = await open_lipsync(
-                base_url=animation.base_url,
-                app=animation.app,
-                options=lipsync_options,
-                connect_timeout_s=connect_timeout_s,
-                headers=animation.headers,
-            )
-    except TimeoutError as exc:
-        raise deadline_error(animation.name, animation.timeout_s) from exc
+    lipsync = await open_lipsync(
+        base_url=animation.base_url,
+        app=animation.app,
+        options=lipsync_options,
+        connect_timeout_s=connect_timeout_s,
+        headers=animation.headers,
+        timeout_s=animation.timeout_s,
+    )
     try:
         observer(VideoStarted(lipsync.id))
         tracker = ProgressTracker(observer)
