@@ -136,6 +136,19 @@ def test_batch_changes_only_each_face_region(narrow_enhancer: FaceEnhancer, avat
     assert not np.array_equal(out[0], out[1])
 
 
+def test_frames_match_the_published_forward(narrow_enhancer: FaceEnhancer, avatar: np.ndarray) -> None:
+    """GFPGANForward (one face per call, Winograd where NNPACK runs) vs the network's own batched forward."""
+    published = FaceEnhancer(net=narrow_enhancer.net, device=CPU, published_forward=True)
+    frames = [avatar, np.roll(avatar, (12, -20), axis=(0, 1))]
+    affines = [align_from_box(BOX), align_from_box(BOX + np.array([12, 12, -20, -20]))]
+    for ours, reference, before in zip(
+        narrow_enhancer.enhance(frames, affines), published.enhance(frames, affines), frames, strict=True
+    ):
+        diff = np.abs(ours.astype(int) - reference)
+        assert diff.max() <= 1 and (diff > 0).mean() < 1e-3  # float32 noise flips a rare rounding, no more
+        assert np.abs(ours.astype(int) - before).max() > 5  # both restored the face
+
+
 def test_upscale_scales_the_whole_frame(narrow_enhancer: FaceEnhancer, avatar: np.ndarray) -> None:
     upscaled = FaceEnhancer(net=narrow_enhancer.net, device=CPU, upscale=2)
     affine = align_from_box(BOX)
