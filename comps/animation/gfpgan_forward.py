@@ -28,6 +28,16 @@ import torch
 import torch.nn.functional as F  # noqa: N812  (the usual name)
 
 WINOGRAD_MIN_SIDE = 32  # measured: NNPACK loses to oneDNN below 32x32 (0.06x at 4x4, 0.46x at 16x16, 1.26x at 32x32)
+PHASE_MIN_SIDE = 128  # measured: upsample + conv fused into phases wins from 128x128 inputs up, loses at 32x32
+# _PHASE_TAPS[a][t][k]: how much kernel tap k of a 3x3 convolution on the 2x bilinear upsampling reaches
+# input pixel offset t - 1, for output phase a (0: even, 1: odd). Even outputs 2j see the upsampled
+# pixels 2j-1, 2j, 2j+1 = (.75, .25)·x[j-1, j], (.25, .75)·x[j-1, j], (.75, .25)·x[j, j+1]; odd ones likewise.
+_PHASE_TAPS = torch.tensor(
+    [
+        [[0.75, 0.25, 0.0], [0.25, 0.75, 0.75], [0.0, 0.0, 0.25]],
+        [[0.25, 0.0, 0.0], [0.75, 0.75, 0.25], [0.0, 0.25, 0.75]],
+    ]
+)
 _STYLE_GAIN = math.sqrt(2.0)  # StyleConv's fixed gain after the modulated convolution ("for conversion")
 
 
@@ -76,6 +86,34 @@ class GFPGANForward:
         if self.winograd and min(x.shape[-2:]) >= WINOGRAD_MIN_SIDE:
             return torch._nnpack_spatial_convolution(x, weight, bias, [1, 1], [1, 1])
         return F.conv2d(x, weight, bias, padding=1)
+
+    def _upsample_conv3x3(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        """`_conv3x3` of `x` upsampled 2x (bilinear, half-pixel centres, edges clamped), without the upsampled map.
+
+        Each of the four output phases (even/odd row, even/odd column) is a 3x3 convolution of `x`
+        itself with weights mixed from `weight` by `_PHASE_TAPS`, so one convolution with 4x the output
+        channels on the 4x smaller map, then `pixel_shuffle`, gives the same sums. On `x` padded by
+        replication this holds everywhere but the outer ring of output pixels, where the original
+        convolution sees its zero padding; that ring is recomputed the original way from 2-pixel strips.
+        """
+        if not self.winograd or x.shape[0] != 1 or min(x.shape[-2:]) < PHASE_MIN_SIDE:
+            return self._conv3x3(F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False), weight, bias)
+        out_channels, in_channels = weight.shape[:2]
+        taps = _PHASE_TAPS.to(weight)
+        phased = torch.einsum("apk,oikl,bql->oabipq", taps, weight, taps).reshape(4 * out_channels, in_channels, 3, 3)
+        padded = F.pad(x, (1, 1, 1, 1), mode="replicate")
+        phase_bias = None if bias is None else bias.repeat_interleave(4)
+        out = F.pixel_shuffle(torch._nnpack_spatial_convolution(padded, phased, phase_bias, [0, 0], [1, 1]), 2)
+
+        def exact(strip: torch.Tensor) -> torch.Tensor:
+            up = F.interpolate(strip, scale_factor=2, mode="bilinear", align_corners=False)
+            return F.conv2d(up, weight, bias, padding=1)
+
+        out[:, :, :1] = exact(x[:, :, :2])[:, :, :1]
+        out[:, :, -1:] = exact(x[:, :, -2:])[:, :, -1:]
+        out[:, :, :, :1] = exact(x[:, :, :, :2])[:, :, :, :1]
+        out[:, :, :, -1:] = exact(x[:, :, :, -2:])[:, :, :, -1:]
+        return out
 
     @staticmethod
     def _conv1x1(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -128,8 +166,12 @@ class GFPGANForward:
     def _resblock(self, block: Any, x: torch.Tensor) -> torch.Tensor:
         """GFPGAN's ResBlock: conv, resample, conv, plus the resampled input through a 1x1 convolution."""
         out = F.leaky_relu_(self._conv(block.conv1, x), 0.2)
-        out = F.interpolate(out, scale_factor=block.scale_factor, mode="bilinear", align_corners=False)
-        out = F.leaky_relu_(self._conv(block.conv2, out), 0.2)
+        if block.scale_factor == 2 and self._plain(block.conv2, 3):
+            out = self._upsample_conv3x3(out, block.conv2.weight, block.conv2.bias)
+        else:
+            out = F.interpolate(out, scale_factor=block.scale_factor, mode="bilinear", align_corners=False)
+            out = self._conv(block.conv2, out)
+        out = F.leaky_relu_(out, 0.2)
         if block.scale_factor > 1 and block.skip.bias is None:
             # A bias-free 1x1 convolution commutes with bilinear resampling (per-pixel channel mixing vs
             # per-channel weights summing to 1): apply it on the 4x smaller map, then upsample fewer channels.
@@ -150,6 +192,8 @@ class GFPGANForward:
             weight = weight * (demod * gain).view(batch, conv.out_channels, 1, 1, 1)
         elif gain != 1.0:
             weight = weight * gain
+        if conv.sample_mode == "upsample" and batch == 1 and k == 3:
+            return self._upsample_conv3x3(x, weight.view(conv.out_channels, channels, k, k), bias)
         if conv.sample_mode == "upsample":
             x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
         elif conv.sample_mode == "downsample":
