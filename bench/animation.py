@@ -1,8 +1,9 @@
 """Animation benchmark: Wav2Lip (generator-only, our pipeline, the upstream server loop) and SadTalker 256.
 
 Run: .venv/bin/python bench/animation.py [--seconds 2] [--gfpgan-seconds 0.24] [--repeats 2]
-         [--sadtalker-frames 4] [--sadtalker-batch 4]
-(several minutes on a CPU, most of it SadTalker's renderer; `--sadtalker-frames 0` skips that section)
+         [--sadtalker-frames 4] [--sadtalker-batch 4] [--gfpgan-only] [--gfpgan-repeats 1] [--profile]
+(several minutes on a CPU, most of it SadTalker's renderer; `--sadtalker-frames 0` skips that section,
+`--gfpgan-only` runs only the wav2lip+gfpgan comparison, `--profile` prints its cProfile top entries)
 
 Same deterministic weights (the fixture fill rule; no real checkpoint is downloaded), same speech
 (Piper) and two avatars: the astronaut image and a 5 s 25 fps video the bench makes from it (slow
@@ -13,8 +14,10 @@ zoom and pan). Measured side by side in one run, all at 25 fps output:
 - upstream loop: what OPEA's Wav2Lip server does per request: read every avatar frame into memory,
   detect the face on each (Haar here; upstream uses S3FD, which is slower), smooth the boxes, batch
   128, hold all output frames, write an AVI, then re-encode it with ffmpeg;
-- wav2lip+gfpgan: ours (GFPGAN batched on the cached alignment) vs upstream (GFPGANer's way: detect
-  and align every frame, restore one face at a time, build the paste mask per frame);
+- wav2lip+gfpgan: ours (GFPGAN on the cached alignment through `GFPGANForward`: one face per call,
+  Winograd convolutions), ours before that change (the network's own forward on the whole batch) and
+  upstream (GFPGANer's way: detect and align every frame, restore one face at a time, build the paste
+  mask per frame), the three interleaved `--gfpgan-repeats` times;
 - SadTalker 256 (`animation_sadtalker`): the service's SadTalker mode on a few frames of the same
   speech and the astronaut image, per stage (audio front-end, audio -> coefficients, renderer,
   paste-back + encode), frames/s and seconds of compute per second of video next to what users
@@ -30,11 +33,15 @@ bf16 convolutions fall back to reference code ~10x slower than fp32; then both s
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
 import logging
+import pstats
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -82,9 +89,54 @@ def generator_fps(model: torch.nn.Module, batch: int, frames: int, *, bf16: bool
     return calls * batch / (time.perf_counter() - start)
 
 
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else 'unknown CPU'."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return "unknown CPU"
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown CPU")
+
+
+def interleaved_best(repeats: int, fns: dict[str, Callable[[], int]], *, profile: bool) -> dict[str, float]:
+    """Best frames/s of each function, run in turn `repeats` times (load changes hit all of them alike)."""
+    rates: dict[str, float] = dict.fromkeys(fns, 0.0)
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            profiler = cProfile.Profile()
+            seconds, frames = timed(partial(profiler.runcall, fn) if profile else fn)
+            rates[name] = max(rates[name], frames / seconds)
+            if profile:
+                text = io.StringIO()
+                pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(8)
+                table = [line for line in text.getvalue().splitlines() if line.strip()][-9:]
+                print(f"-- {name}: {frames} frames in {seconds:.1f} s; top by own time --", *table, sep="\n")
+    return rates
+
+
 def best(repeats: int, fn: Callable[[], int]) -> float:
     """Best frames/s over `repeats` runs (the machine is shared: the best run is the least disturbed)."""
     return max(frames / seconds for seconds, frames in (timed(fn) for _ in range(repeats)))
+
+
+def generator_section(model: torch.nn.Module, folded: torch.nn.Module, *, repeats: int, n_frames: int) -> float:
+    """Print the network-alone frames/s (fp32 at three batch sizes, bf16); returns fp32 batch 16, folded."""
+    print(f"\n== generator only (network on ready tensors, ~{n_frames} frames per point) ==")
+    gen: dict[tuple[str, int], float] = {}
+    native_bf16 = resolve_device("cpu").native_bf16
+    for batch in (16, 32, 128):
+        frames = max(n_frames, batch)
+        plain = max(generator_fps(model, batch, frames, bf16=False) for _ in range(repeats))
+        gen["fp32", batch] = max(generator_fps(folded, batch, frames, bf16=False) for _ in range(repeats))
+        print(
+            f"fp32 batch {batch:3d}: {plain:6.1f} frames/s  (BatchNorm folded, as rendered: {gen['fp32', batch]:6.1f})"
+        )
+    for batch in (16, 128) if native_bf16 else (4,):  # without native bf16 one small batch shows the cost
+        gen["bf16", batch] = generator_fps(folded, batch, max(n_frames if native_bf16 else 4, batch), bf16=True)
+        print(f"bf16 batch {batch:3d}: {gen['bf16', batch]:6.2f} frames/s")
+    if not native_bf16:
+        print(f"  bf16 is {gen['fp32', 16] / gen['bf16', 4]:.0f}x slower than fp32 here: no native bf16 kernels")
+    return gen["fp32", 16]
 
 
 def main() -> None:
@@ -96,6 +148,9 @@ def main() -> None:
         "--sadtalker-frames", type=int, default=4, help="SadTalker video frames (40 ms each); 0 skips the section"
     )
     parser.add_argument("--sadtalker-batch", type=int, default=4, help="SadTalker frames per generator call")
+    parser.add_argument("--gfpgan-only", action="store_true", help="run only the wav2lip+gfpgan comparison")
+    parser.add_argument("--gfpgan-repeats", type=int, default=1, help="interleaved runs of the gfpgan comparison")
+    parser.add_argument("--profile", action="store_true", help="cProfile each wav2lip+gfpgan run")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     device = resolve_device("cpu")
@@ -114,30 +169,19 @@ def main() -> None:
         return np.pad(speech, (0, max(0, n - speech.size)))[:n]
 
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
-        f"{torch.backends.cpu.get_cpu_capability()}, native bf16: {native_bf16}; best of {args.repeats} runs"
+        f"{cpu_model()}; torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
+        f"{torch.backends.cpu.get_cpu_capability()}, native bf16: {native_bf16} (runs {precision}); "
+        f"best of {args.repeats} runs"
     )
     n_frames = int(args.seconds * FPS + 0.5)
-    print(f"\n== generator only (network on ready tensors, ~{n_frames} frames per point) ==")
-    gen: dict[tuple[str, int], float] = {}
-    for batch in (16, 32, 128):
-        frames = max(n_frames, batch)
-        plain = max(generator_fps(model, batch, frames, bf16=False) for _ in range(args.repeats))
-        gen["fp32", batch] = max(generator_fps(folded, batch, frames, bf16=False) for _ in range(args.repeats))
-        print(
-            f"fp32 batch {batch:3d}: {plain:6.1f} frames/s  (BatchNorm folded, as rendered: {gen['fp32', batch]:6.1f})"
-        )
-    for batch in (16, 128) if native_bf16 else (4,):  # without native bf16 one small batch shows the cost
-        gen["bf16", batch] = generator_fps(folded, batch, max(n_frames if native_bf16 else 4, batch), bf16=True)
-        print(f"bf16 batch {batch:3d}: {gen['bf16', batch]:6.2f} frames/s")
-    if not native_bf16:
-        print(f"  bf16 is {gen['fp32', 16] / gen['bf16', 4]:.0f}x slower than fp32 here: no native bf16 kernels")
+    gen16 = 0.0 if args.gfpgan_only else generator_section(model, folded, repeats=args.repeats, n_frames=n_frames)
 
     with tempfile.TemporaryDirectory(prefix="bench-animation-") as tmp:
         work = Path(tmp)
         video_path = work / "avatar.mp4"
-        make_video(read_image(ASTRONAUT), video_path)
-        avatars = {"image": ASTRONAUT, "video": video_path}
+        avatars = {"image": ASTRONAUT} if args.gfpgan_only else {"image": ASTRONAUT, "video": video_path}
+        if not args.gfpgan_only:
+            make_video(read_image(ASTRONAUT), video_path)
         tracks = {}
         for name, path in avatars.items():  # registration: detect once, cached; not timed
             frames_in = read_frames(path)
@@ -152,9 +196,10 @@ def main() -> None:
         wav = work / "speech.wav"
         wav.write_bytes(encode_wav(audio, SAMPLE_RATE))
         renderer = Wav2LipRenderer(model=model, device=device, batch_size=16, bf16=bf16)
-        print(f"\n== full pipeline vs upstream loop ({args.seconds:g} s of speech, 25 fps, {precision}) ==")
         results = {}
-        for name, path in avatars.items():
+        if not args.gfpgan_only:
+            print(f"\n== full pipeline vs upstream loop ({args.seconds:g} s of speech, 25 fps, {precision}) ==")
+        for name, path in avatars.items() if not args.gfpgan_only else ():
             generator = max(generator_fps(folded, 16, n_frames, bf16=bf16) for _ in range(args.repeats))
             ours = best(
                 args.repeats,
@@ -183,35 +228,52 @@ def main() -> None:
 
         torch.manual_seed(0)
         gfpgan_net = build_gfpgan_v14().eval()
-        enhancer = FaceEnhancer(net=gfpgan_net, device=device.torch_device)
-        g_renderer = Wav2LipRenderer(model=model, device=device, batch_size=16, bf16=bf16, enhancer=enhancer)
         g_audio = clip(args.gfpgan_seconds)
         g_wav = work / "short.wav"
         g_wav.write_bytes(encode_wav(g_audio, SAMPLE_RATE))
-        print(f"\n== wav2lip+gfpgan, image avatar ({args.gfpgan_seconds:g} s of speech, one run each) ==")
-        g_ours = best(
-            1,
-            lambda: (
+
+        def ours_gfpgan(enhancer: FaceEnhancer) -> Callable[[], int]:
+            g_renderer = Wav2LipRenderer(model=model, device=device, batch_size=16, bf16=bf16, enhancer=enhancer)
+            return lambda: (
                 g_renderer.render(
                     tracks["image"], g_audio, out_path=work / "g.mp4", fps=FPS, enhance=True, workdir=work / "gw"
                 ).frames
-            ),
+            )
+
+        print(
+            f"\n== wav2lip+gfpgan, image avatar ({args.gfpgan_seconds:g} s of speech, "
+            f"best of {args.gfpgan_repeats} interleaved runs) =="
         )
-        g_up = best(
-            1, lambda: upstream_loop(model, ASTRONAUT, g_wav, work / "gu.mp4", work, bf16=bf16, gfpgan=gfpgan_net)
+        g = interleaved_best(
+            args.gfpgan_repeats,
+            {
+                "ours": ours_gfpgan(FaceEnhancer(net=gfpgan_net, device=device.torch_device)),
+                "ours before": ours_gfpgan(
+                    FaceEnhancer(net=gfpgan_net, device=device.torch_device, published_forward=True)
+                ),
+                "upstream loop": lambda: upstream_loop(
+                    model, ASTRONAUT, g_wav, work / "gu.mp4", work, bf16=bf16, gfpgan=gfpgan_net
+                ),
+            },
+            profile=args.profile,
         )
-        print(f"ours {g_ours:5.2f} frames/s | upstream loop {g_up:5.2f} frames/s")
+        print(" | ".join(f"{name} {rate:5.3f} frames/s" for name, rate in g.items()))
 
     print("\n== ratios ==")
-    for name, (generator, ours, _) in results.items():
-        print(
-            f"{name:5s}: full pipeline / generator-only ({precision}, batch 16) = {ours / generator:.2f} (goal >= 0.85)"
-        )
-    print(f"image: ours / upstream loop = {results['image'][1] / results['image'][2]:.2f}x  (goal >= 1.5)")
-    print(f"video: ours / upstream loop = {results['video'][1] / results['video'][2]:.2f}x  (goal >= 3)")
-    print(f"wav2lip+gfpgan: ours / upstream loop = {g_ours / g_up:.2f}x  (goal >= 2)")
+    if not args.gfpgan_only:
+        for name, (generator, ours, _) in results.items():
+            print(
+                f"{name:5s}: full pipeline / generator-only ({precision}, batch 16) = {ours / generator:.2f} "
+                f"(goal >= 0.85; generator-only section: {gen16:.1f} frames/s)"
+            )
+        print(f"image: ours / upstream loop = {results['image'][1] / results['image'][2]:.2f}x  (goal >= 1.5)")
+        print(f"video: ours / upstream loop = {results['video'][1] / results['video'][2]:.2f}x  (goal >= 3)")
+    print(f"wav2lip+gfpgan: ours / upstream loop = {g['ours'] / g['upstream loop']:.2f}x  (goal >= 2)")
+    print(
+        f"wav2lip+gfpgan: ours / ours before (published GFPGAN forward, batched) = {g['ours'] / g['ours before']:.2f}x"
+    )
 
-    if args.sadtalker_frames > 0:
+    if args.sadtalker_frames > 0 and not args.gfpgan_only:
         animation_sadtalker.run(
             read_image(ASTRONAUT),
             speech,
