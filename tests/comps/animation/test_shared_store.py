@@ -12,10 +12,12 @@ import time
 from pathlib import Path
 
 import anyio
+import httpx
 import numpy as np
 import pytest
 from support.animation_http import envelope, serve
 from support.models import speak
+from support.servers import Served
 from support.wav2lip_weights import write_checkpoint
 
 from comps.animation.app import create_app
@@ -106,15 +108,19 @@ async def test_a_replica_serves_another_replicas_live_video_and_never_a_leftover
     leftover_id, leftover = other.reserve_live()
     leftover.write_bytes(b"half a video")
     other._held.pop(leftover_id).close()  # its writer died
-    async with serve(create_app(settings)) as a:
-        async with a.stream("GET", f"/v1/videos/{live_id}") as followed:
-            assert followed.status_code == 200 and followed.headers["cache-control"] == "no-store"
-            chunks = followed.aiter_bytes()
-            assert await chunks.__anext__() == b"fragments so far"
-            with live.open("ab") as out:
-                out.write(b" and the end")
-            other.commit(live_id)
-            assert b"".join([chunk async for chunk in chunks]) == b" and the end"
-        envelope(await a.get(f"/v1/videos/{leftover_id}"), 404)
-        envelope(await a.delete(f"/v1/videos/{leftover_id}"), 404)
-        assert leftover.exists()  # it may be a whole-clip render: only a start removes stale ones
+    # Over a socket: httpx's in-process transport hands out a response only once it is complete, and
+    # this one completes only after the client has read its first part.
+    with Served(create_app(settings)) as served:
+        async with httpx.AsyncClient(base_url=served.url, timeout=60, trust_env=False) as a:
+            with anyio.fail_after(60):
+                async with a.stream("GET", f"/v1/videos/{live_id}") as followed:
+                    assert followed.status_code == 200 and followed.headers["cache-control"] == "no-store"
+                    chunks = followed.aiter_bytes()
+                    assert await chunks.__anext__() == b"fragments so far"
+                    with live.open("ab") as out:
+                        out.write(b" and the end")
+                    other.commit(live_id)
+                    assert b"".join([chunk async for chunk in chunks]) == b" and the end"
+            envelope(await a.get(f"/v1/videos/{leftover_id}"), 404)
+            envelope(await a.delete(f"/v1/videos/{leftover_id}"), 404)
+    assert leftover.exists()  # it may be a whole-clip render: only a start removes stale ones
