@@ -51,7 +51,7 @@ LONG_SPEECH = " ".join(
 BUSY_CPU_S = 0.25  # CPU seconds a service spends beyond its idle baseline once it works on our request
 CLIENT_TIMEOUT_S = 300.0  # a hang guard, not a measurement
 STATUS_TYPE = {502: "upstream", 503: "unavailable", 504: "timeout"}
-SETTLE_S = 60.0  # keep-alive connections (5 s) and idle worker threads (10 s) end well within this
+SETTLE_S = 60.0  # idle pooled connections (aiohttp: 15 s) and idle worker threads (10 s) end well within this
 
 
 @functools.cache
