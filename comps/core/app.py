@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -124,8 +125,9 @@ def create_service_app(
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     async def metrics() -> PlainTextResponse:
-        """Prometheus exposition of request counts and latencies."""
+        """Prometheus exposition of request counts and latencies, and the event loop's task count."""
         stats: Statistics = app.state.statistics
+        stats.tasks.labels(service=stats.service).set(len(asyncio.all_tasks()))
         return PlainTextResponse(generate_latest(stats.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

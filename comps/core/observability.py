@@ -9,7 +9,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match
@@ -94,6 +94,13 @@ class Statistics:
             ["service", "method", "path"],
             registry=self.registry,
             buckets=(0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+        )
+        # Work a request left behind shows here as a count that does not come back down once idle.
+        self.tasks = Gauge(
+            "avatarchat_event_loop_tasks",
+            "asyncio tasks alive in the service's event loop at the scrape (the scrape's own included)",
+            ["service"],
+            registry=self.registry,
         )
         self.service = service
 

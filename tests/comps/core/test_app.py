@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -77,6 +78,18 @@ async def test_ops_endpoints() -> None:
         assert sample(after, name, **labels) - sample(before, name, **labels) == count, (name, labels)
     assert 'avatarchat_requests_total{method="POST",path="/v1/echo",service="demo",status="200"} 3.0' in after
     assert "/metrics" not in after and "/health" not in after  # ops endpoints are not counted
+
+
+@pytest.mark.anyio
+async def test_metrics_count_the_event_loops_tasks_and_a_left_task_shows() -> None:
+    app = _app(loaded=True)
+    async with app.router.lifespan_context(app), await _client(app) as client:
+        idle = sample((await client.get("/metrics")).text, "avatarchat_event_loop_tasks", service="demo")
+        left = asyncio.get_running_loop().create_task(asyncio.sleep(60))  # work nobody ended
+        busy = sample((await client.get("/metrics")).text, "avatarchat_event_loop_tasks", service="demo")
+        left.cancel()
+    assert idle >= 1  # the scrape's own task at least
+    assert busy == idle + 1
 
 
 @pytest.mark.anyio
