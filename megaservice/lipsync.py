@@ -59,20 +59,21 @@ class LipSyncStream:
         self.content_type = ""
         self.width: int | None = None  # of each raw frame (pixels); None for an fMP4 stream
         self.height: int | None = None
-        self.fps: float | None = None
+        self.fps: float | None = None  # the stream's rate (the service's choice where the start names none)
 
     async def start(self, options: Mapping[str, Any]) -> None:
         """Send the start (avatar, inference_mode, fps, frames) and wait for the stream's id.
 
         The fMP4 bytes are not asked for (`video: false`: the video is fetched by URL); `frames: true`
-        asks for raw frames, whose size and rate are then in `width`, `height` and `fps`.
+        asks for raw frames, whose size is then in `width` and `height`. The rate is in `fps`.
         """
         await self._socket.send_text(json.dumps({"type": "start", "video": False, **options}))
         started = await self._next("started")
         self.id, self.video_url = str(started["id"]), str(started["video_url"])
         self.content_type = str(started.get("content_type", ""))
+        self.fps = float(started["fps"]) if "fps" in started else None
         if options.get("frames"):
-            self.width, self.height, self.fps = int(started["width"]), int(started["height"]), float(started["fps"])
+            self.width, self.height = int(started["width"]), int(started["height"])
 
     async def speak(self, samples: npt.NDArray[np.float32]) -> None:
         """The next speech samples (16 kHz mono float32), sent as PCM16."""

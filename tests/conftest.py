@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = (REPO / ".." / "shared").resolve()
+
+# Streams that name no rate render at 25 fps in every test, on every CPU: `auto` (the product's default)
+# would pick 12.5 on a slow CPU, so what a test sees would depend on the machine. The tests that need
+# `auto` or `half` set them (tests/comps/animation/test_streaming.py, test_pace.py). Services the tests
+# start as processes inherit it.
+os.environ["ANIMATION_STREAM_RATE"] = "full"
 
 
 @pytest.fixture

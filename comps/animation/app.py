@@ -106,6 +106,8 @@ def create_app(settings: AnimationSettings | None = None, backend: AnimationBack
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         logger.info("loading animation modes %s", ", ".join(settings.modes))
         app.state.animation = await anyio.to_thread.run_sync(load_service, settings, backend)
+        if settings.stream_rate == "auto":  # measure this CPU's pace before the first stream asks for a rate
+            await anyio.to_thread.run_sync(app.state.animation.warm_up)
         app.state.readiness.set_ready()
         async with anyio.create_task_group() as tasks:
             if settings.video_ttl_s > 0:  # count and size are pruned at each commit; age needs a clock

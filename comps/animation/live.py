@@ -8,6 +8,8 @@ small and double up to `batch` (8 by default: on two cores nearly the throughput
 wait); while less than `ahead_s` of video is made beyond what a viewer who started at the first frame
 has seen, every ready frame is rendered (no stall); once ahead, the worker waits for a full batch of
 speech. Each batch is flushed the moment it is made (one fMP4 fragment), its last frame included.
+A completed render tells its `RenderPace` how fast it made its frames (the time its reader kept it
+waiting left out).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from comps.animation.fmp4 import LiveMp4Encoder
+from comps.animation.pace import RenderPace
 from comps.animation.session import LipSyncSession
 from comps.animation.store import being_written
 from comps.animation.track import Frame
@@ -177,8 +180,12 @@ class LiveRender:
         batch: int = 8,
         ahead_s: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
+        pace: RenderPace | None = None,
     ) -> None:
-        """Render `session` into the output `output` opens (`mp4_file`, `rawframes.raw_frames`)."""
+        """Render `session` into the output `output` opens (`mp4_file`, `rawframes.raw_frames`).
+
+        A completed render reports its frames and rendering seconds to `pace`.
+        """
         self.session = session
         self.output = output
         self.first_batch = first_batch
@@ -190,6 +197,9 @@ class LiveRender:
         self._inbox: queue.Queue[object] = queue.Queue()  # speech arrays, then _END
         self._first_frame_at: float | None = None
         self._audio_written = 0
+        self.pace = pace
+        self._busy_s = 0.0  # seconds spent rendering and encoding batches, the reader's waits left out
+        self._waited_s = 0.0  # seconds `emit` blocked on the reader
         self.result: LiveResult | None = None  # set when `run` has made the whole video
 
     def push(self, samples: npt.NDArray[np.float32]) -> None:
@@ -206,7 +216,13 @@ class LiveRender:
         `emit` hands each piece of output to the reader and blocks while the reader is behind
         (`produce_in_thread`), so a reader that does not read holds the render.
         """
-        with self.output(emit) as output:
+
+        def timed_emit(data: bytes) -> None:
+            started = self.clock()
+            emit(data)
+            self._waited_s += self.clock() - started
+
+        with self.output(timed_emit) as output:
             rendered = True
             while not stopped.is_set():
                 self._take(wait=not rendered)
@@ -218,6 +234,8 @@ class LiveRender:
             output.write_audio(self._speech(self.session.samples))  # the speech's tail past the last frame
             output.close()
         frames = self.session.rendered
+        if self.pace is not None:
+            self.pace.observe(frames, self._busy_s)
         self.result = LiveResult(frames=frames, fps=self.session.fps, duration_s=frames / self.session.fps)
         return self.result
 
@@ -247,6 +265,7 @@ class LiveRender:
         ahead = session.rendered / session.fps - self._played_s()
         if ahead >= self.ahead_s and ready < self.batch and not session.finished:
             return False  # far enough ahead: wait for a full batch of speech
+        started, waited = self.clock(), self._waited_s
         # Batches start at `first_batch` and double up to `batch` (2, 4, 8): the first frame out fast, and
         # while the video made is still short, each batch no longer than what is already out plays for.
         frames = session.render(max(self.first_batch, min(self.batch, 2 * session.rendered)))
@@ -258,6 +277,7 @@ class LiveRender:
                 self._first_frame_at = self.clock()
             output.write_frame(frame)
         output.flush()  # the whole batch goes out now, its last frame included
+        self._busy_s += self.clock() - started - (self._waited_s - waited)
         return True
 
     def _played_s(self) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,8 +17,10 @@ import numpy.typing as npt
 from comps.animation.avatars import DEFAULT_ID, Avatar, AvatarRegistry
 from comps.animation.backends import BACKENDS
 from comps.animation.backends.base import AnimationBackend, Capabilities
+from comps.animation.fmp4 import LiveMp4Encoder
 from comps.animation.live import LiveRender, LiveVideo, frame_size, mp4_file
 from comps.animation.options import SadTalkerOptions, given
+from comps.animation.pace import RenderPace
 from comps.animation.rawframes import CONTENT_TYPE as RAW_CONTENT_TYPE
 from comps.animation.rawframes import even_size, raw_frames
 from comps.animation.render import RenderResult
@@ -30,6 +33,8 @@ from comps.core.errors import InvalidRequest, PayloadTooLarge
 from comps.core.limits import InferenceQueue
 
 logger = logging.getLogger(__name__)
+
+WARM_UP_S = 3.0  # the start-up render stops after the batch that passes this many seconds
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,7 @@ class AnimationService:
         self.store = store
         self.queue = queue
         self.live: dict[str, LiveVideo] = {}  # videos being streamed, by id
+        self.pace = RenderPace()  # how fast this process makes streamed frames (ANIMATION_STREAM_RATE=auto)
 
     def finish(self) -> None:
         """Blocking, at shutdown: run every mode's finish hook once (FP8 MEASURE statistics; shared ones once)."""
@@ -124,7 +130,10 @@ class AnimationService:
         avatar_id = await anyio.to_thread.run_sync(self.avatar_id, start.avatar)
         found: Avatar = await anyio.to_thread.run_sync(lambda: self.registry.get(avatar_id, param="avatar"))
         self.queue.check()
-        rate = start.fps or found.track.fps or self.settings.fps
+        if start.fps is not None or start.frames:
+            rate = start.fps or found.track.fps or self.settings.fps
+        else:  # an fMP4 stream that names no rate: the full one, or half where this CPU cannot keep up
+            rate = self.pace.rate(found.track.fps or self.settings.fps, self.settings.stream_rate)
         lipsync = capabilities.session(found.track, rate)
         width, height = frame_size(lipsync)
         if start.frames:
@@ -136,8 +145,47 @@ class AnimationService:
         video_id, partial = self.store.reserve_live()  # created and locked now: followed from here on
         video = LiveVideo(partial)
         self.live[video_id] = video
-        render = LiveRender(lipsync, output=mp4_file(partial, video, width=width, height=height, fps=rate))
-        return LiveSession(id=video_id, video_url=f"{base_url}/v1/videos/{video_id}"), render
+        output = mp4_file(partial, video, width=width, height=height, fps=rate)
+        render = LiveRender(lipsync, output=output, pace=self.pace)
+        return LiveSession(id=video_id, video_url=f"{base_url}/v1/videos/{video_id}", fps=rate), render
+
+    def warm_up(self, batches: tuple[int, ...] = (2, 4, 8, 8)) -> None:
+        """Blocking, at start: render a short silent stream of the default avatar as a stream does, into `pace`.
+
+        Only the last batch is measured: the first ones pay for the kernels' first calls (which the
+        first answer then does not); a mode slow enough to pass `WARM_UP_S` stops early. Nothing when
+        there is no default avatar or the mode cannot stream.
+        """
+        factory = self.backend(None).capabilities.session
+        if factory is None or not self.registry.has_default:
+            return
+        track = self.registry.get(DEFAULT_ID, param="avatar").track
+        fps = track.fps or self.settings.fps
+        session = factory(track, fps)
+        session.push(np.zeros(round((sum(batches) + 1) / fps * SAMPLE_RATE) + SAMPLE_RATE // 4, np.float32))
+        session.finish()
+        width, height = frame_size(session)
+        encoder = LiveMp4Encoder(width=width, height=height, fps=fps, sink=lambda data: None)
+        began = time.perf_counter()
+        try:
+            encoder.write_audio(session.speech(0, session.samples))
+            for size in batches:
+                started = time.perf_counter()
+                for frame in session.render(size):
+                    encoder.write_frame(frame)
+                encoder.flush()
+                measured = (size, time.perf_counter() - started)
+                if measured[1] + started - began > WARM_UP_S:  # a slow mode (GFPGAN on a CPU): enough to know
+                    break
+        finally:
+            encoder.close()
+        self.pace.observe(*measured)
+        logger.info(
+            "streams render at %.1f frames/s here: %s (ANIMATION_STREAM_RATE=%s)",
+            self.pace.frames_per_s or 0.0,
+            f"{self.pace.rate(fps, self.settings.stream_rate):g} fps for a {fps:g} fps avatar",
+            self.settings.stream_rate,
+        )
 
     def finish_live(self, session: LiveSession, render: LiveRender, completed: bool) -> dict[str, object]:
         """Blocking (file renames and pruning): commit a completed stream's video, or discard an abandoned one.

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from comps.animation.pace import StreamRate
 from comps.core.settings import AutoBool, DeviceName, EnvBool, ServiceSettings, env_alias
 
 ModeName = Literal["wav2lip", "wav2lip_gan", "wav2lip+gfpgan", "sadtalker", "sadtalker+gfpgan"]
@@ -83,6 +84,11 @@ class AnimationSettings(ServiceSettings):
     )
     # Output frame rate when the request names none (a video avatar's own rate wins over it).
     fps: float = Field(default=25.0, gt=0, le=60, validation_alias=env_alias("ANIMATION_FPS", "FPS"))
+    # The rate of a stream (WS /v1/animation/stream) that names none: `full` is the rate above (or the
+    # video avatar's); `half` renders half as many frames, each covering twice the speech; `auto` is
+    # half where this process renders streams slower than 1.2x the full rate (measured at start and on
+    # every stream: an AVX2 CPU in fp32 on two cores), full elsewhere. See comps/animation/pace.py.
+    stream_rate: StreamRate = "auto"
     # The default avatar (image or short video), registered at start-up as id `default`; unset, the
     # portrait shipped in the package (comps/animation/assets/README.md says whose, and its licence).
     face: Path | None = Field(default=DEFAULT_AVATAR, validation_alias=env_alias("ANIMATION_FACE", "FACE"))

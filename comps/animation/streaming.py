@@ -3,8 +3,10 @@
 The protocol, in order:
 
 1. client → `{"type": "start", "avatar"?, "inference_mode"?, "fps"?, "video"?: true, "frames"?: false}` (text)
-2. server → `{"type": "started", "id", "video_url", "content_type": "video/mp4"}`; from now on
-   `GET /v1/videos/{id}` streams the video as it is made (and serves the whole file once done)
+2. server → `{"type": "started", "id", "video_url", "content_type": "video/mp4", "fps"}`; from now on
+   `GET /v1/videos/{id}` streams the video as it is made (and serves the whole file once done). `fps`
+   is the start's, or where it names none the service's choice (`ANIMATION_STREAM_RATE`: the full
+   rate, or half of it on a CPU that renders slower than that, see `comps.animation.pace`)
 3. client → binary messages of 16 kHz mono PCM16 (little-endian), any sizes; text
    `{"type": "silence", "seconds"}` adds silence; text `{"type": "end"}` ends the speech
 4. server → binary messages: the fMP4 bytes in order (unless `"video": false`), then
@@ -70,7 +72,7 @@ class StreamControl(BaseModel):
 
 
 class LiveSession(BaseModel):
-    """What the service opened for one stream (sent as `started`); width, height and fps for raw frames only."""
+    """What the service opened for one stream (sent as `started`); width and height for raw frames only."""
 
     id: str
     video_url: str

@@ -85,3 +85,22 @@ def test_gateway_is_pointed_at_the_services_actual_ports() -> None:
     env = up._gateway_env(stack, {"asr": 17066, "llm": 19000, "tts": 17055, "animation": 19066})
     assert env["GATEWAY_ASR_HOST"] == "127.0.0.1" and env["GATEWAY_ASR_PORT"] == "17066"
     assert env["GATEWAY_ANIMATION_PORT"] == "19066" and env["GATEWAY_LLM_PORT"] == "19000"
+
+
+def test_helpers_threads_sleep_while_they_wait_and_the_animations_spin_briefly(monkeypatch: pytest.MonkeyPatch) -> None:
+    started: dict[str, dict[str, str]] = {}
+
+    class Recorded:
+        def __init__(self, command: list[str], env: dict[str, str]) -> None:
+            started[command[command.index("serve") + 1]] = env
+
+    monkeypatch.setattr(up.subprocess, "Popen", Recorded)
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    stack = Stack("127.0.0.1")
+    for name in ("asr", "llm", "tts", "animation", "gateway"):
+        stack.start(name, _free_port())
+    policies = {name: env.get("OMP_WAIT_POLICY") for name, env in started.items()}
+    assert policies == {"asr": "PASSIVE", "llm": "PASSIVE", "tts": "PASSIVE", "animation": None, "gateway": "PASSIVE"}
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the operator's own setting wins
+    stack.start("llm", _free_port())
+    assert started["llm"]["OMP_WAIT_POLICY"] == "ACTIVE"

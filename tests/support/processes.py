@@ -17,7 +17,7 @@ from types import TracebackType
 
 import httpx
 
-from cli.up import PROCESS_ENV
+from cli.up import process_env
 
 REPO = Path(__file__).resolve().parents[2]
 POLL_S = 0.2
@@ -63,9 +63,8 @@ class ServiceProcesses:
         log = self.log_dir / f"{name}.log"
         command = [sys.executable, "-m", "cli.main", "serve", service, "--host", "127.0.0.1", "--port", str(port)]
         with log.open("wb") as out:  # the child holds its own copy of the descriptor
-            process = subprocess.Popen(
-                command, env={**os.environ, **PROCESS_ENV, **env}, cwd=REPO, stdout=out, stderr=subprocess.STDOUT
-            )
+            variables = {**os.environ, **process_env(service), **env}
+            process = subprocess.Popen(command, env=variables, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
         started = ServiceProcess(name, port, process, log)
         self.started.append(started)
         return started

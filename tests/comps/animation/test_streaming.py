@@ -12,11 +12,12 @@ import httpx
 import numpy as np
 import pytest
 from starlette.testclient import TestClient
-from support.animation_http import check_speech_video, serve
+from support.animation_http import check_speech_video, ffprobe, serve
 from support.avatar_media import astronaut
 from support.models import speak
 from support.wav2lip_weights import deterministic_wav2lip, write_checkpoint
 
+from comps.animation import service as service_module
 from comps.animation.app import create_app
 from comps.animation.backends.wav2lip import Wav2LipMode
 from comps.animation.rawframes import RawFrames, even_size
@@ -93,6 +94,61 @@ async def test_speech_in_pieces_becomes_one_video_served_while_it_grows(
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:  # type: ignore[arg-type]
         ranged = await client.get(f"/v1/videos/{stream.id}", headers={"Range": "bytes=0-99"})
     assert ranged.status_code == 206 and ranged.content == stored.read_bytes()[:100]
+
+
+async def stream_speech(app: object, speech: np.ndarray, options: dict[str, object]) -> tuple[float | None, dict]:
+    """Stream `speech` whole; (the rate `started` named, the `done` record)."""
+    stream = await open_lipsync(base_url="http://t", app=app, options=options, connect_timeout_s=5)  # type: ignore[arg-type]
+    try:
+        await stream.speak(speech)
+        return stream.fps, await stream.end()
+    finally:
+        await stream.aclose()
+
+
+async def test_auto_measures_the_cpu_at_start_and_streams_at_half_rate_where_it_renders_too_slowly(
+    tmp_path: Path, shared_dir: Path, speech: np.ndarray
+) -> None:
+    application = create_app(settings(tmp_path, shared_dir, stream_rate="auto"))
+    async with serve(application):
+        pace = application.state.animation.pace
+        assert pace.frames_per_s is not None and pace.frames_per_s > 0  # the warm-up measured this CPU
+        pace.frames_per_s = 10.0  # slower than 1.2 x 25 frames/s
+        rate, done = await stream_speech(application, speech, {})
+        assert rate == done["fps"] == 12.5 and done["frames"] == frame_count(speech.size, 12.5)
+        check_speech_video(Path(done["video_path"]), seconds=speech.size / SR, slack_s=1024 / SR)
+        info = ffprobe(Path(done["video_path"]))
+        assert next(s for s in info["streams"] if s["codec_type"] == "video")["r_frame_rate"] == "25/2"
+        assert pace.frames_per_s != 10.0  # the stream's own render was measured into the pace
+        rate, done = await stream_speech(application, speech, {"fps": 25})  # a rate asked for is kept
+        assert rate == done["fps"] == 25.0
+        pace.frames_per_s = 1000.0
+        rate, done = await stream_speech(application, speech, {})
+        assert rate == done["fps"] == 25.0 and done["frames"] == frame_count(speech.size, 25.0)
+
+
+async def test_a_slow_start_up_render_stops_after_its_first_batch(app: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    animation = app.state.animation  # type: ignore[attr-defined]
+    assert animation.pace.frames_per_s is None  # ANIMATION_STREAM_RATE=full (the tests' pin): no warm-up ran
+    observed: list[tuple[int, float]] = []
+    monkeypatch.setattr(animation.pace, "observe", lambda frames, seconds: observed.append((frames, seconds)))
+    animation.warm_up()
+    assert [frames for frames, _ in observed] == [8]  # the last of the batches 2, 4, 8, 8
+    monkeypatch.setattr(service_module, "WARM_UP_S", 0.0)  # as if each batch took long (GFPGAN on a CPU)
+    animation.warm_up()
+    assert [frames for frames, _ in observed] == [8, 2]
+
+
+async def test_half_streams_at_half_rate_and_full_never_does(
+    tmp_path: Path, shared_dir: Path, speech: np.ndarray
+) -> None:
+    for setting, expected in (("half", 12.5), ("full", 25.0)):
+        (tmp_path / setting).mkdir()
+        application = create_app(settings(tmp_path / setting, shared_dir, stream_rate=setting))
+        async with serve(application):
+            application.state.animation.pace.frames_per_s = 1.0  # measured slow: only `auto` would care
+            rate, done = await stream_speech(application, speech[: SR // 2], {})
+        assert rate == done["fps"] == expected
 
 
 async def test_a_client_that_goes_away_stops_the_render_and_leaves_nothing(
