@@ -87,6 +87,15 @@ class LipSyncStream:
     async def end(self) -> dict[str, Any]:
         """No more speech: wait until the whole video is made; its `done` record (fMP4 streams only)."""
         await self.send_end()
+        return await self.wait_done()
+
+    async def wait_done(self) -> dict[str, Any]:
+        """The `done` record of an fMP4 stream, once the video is complete (after `send_end`).
+
+        A client that speaks for long should have this pending from the start, in a task of its own:
+        only a pending receive answers the service's WebSocket keepalive pings (uvicorn closes a
+        socket whose pings stay unanswered for 40 s), and an `error` event is then seen when it comes.
+        """
         return await self._next("done")
 
     async def receive(self) -> bytes | dict[str, Any]:

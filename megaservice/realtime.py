@@ -10,7 +10,6 @@ of the one being sent, and the stream's render follows the playback clock (see
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import time
 from dataclasses import dataclass
@@ -92,7 +91,7 @@ async def stream_answer(
         graphs: list[RuntimeGraph] = []
         async with task_group() as group:
             group.start_soon(answer)
-            group.start_soon(_relay, speech, lipsync, done, animation)
+            group.start_soon(relay, speech, lipsync, done, animation)
         return StreamedAnswer(
             runtime_graph=graphs[0],
             video_id=lipsync.id,
@@ -104,15 +103,26 @@ async def stream_answer(
         await lipsync.aclose()
 
 
-async def _relay(
+async def relay(
     speech: MemoryObjectReceiveStream[TtsResponse], lipsync: LipSyncStream, done: dict[str, Any], node: MicroService
 ) -> None:
-    """Send each chunk's speech to the lip-sync stream as it comes; then end it and wait (bounded) for the video."""
-    async with speech:
-        async for chunk in speech:
-            await lipsync.speak(await anyio.to_thread.run_sync(speech_samples, chunk))
-    try:
-        async with asyncio.timeout(node.timeout_s):
-            done.update(await lipsync.end())
-    except TimeoutError as exc:
-        raise deadline_error(node.name, node.timeout_s) from exc
+    """Send each chunk's speech to the lip-sync stream as it comes, then end it; its `done` record into `done`.
+
+    The record is awaited from the start, not once the speech has ended: a pending receive answers
+    the service's WebSocket keepalive pings (uvicorn drops a client that leaves them unanswered for
+    40 s, and an answer whose LLM writes slowly on a busy CPU lasts longer), and an `error` event
+    stops the answer when it comes. The wait after the end is bounded by the node's timeout.
+    """
+
+    async def wait_done() -> None:
+        done.update(await lipsync.wait_done())
+
+    async with task_group() as group:
+        group.start_soon(wait_done)
+        async with speech:
+            async for chunk in speech:
+                await lipsync.speak(await anyio.to_thread.run_sync(speech_samples, chunk))
+        await lipsync.send_end()
+        group.cancel_scope.deadline = anyio.current_time() + node.timeout_s
+    if not done:  # the deadline cancelled the wait
+        raise deadline_error(node.name, node.timeout_s)

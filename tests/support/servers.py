@@ -14,11 +14,12 @@ import uvicorn
 class Served:
     """`with Served(app) as served:` — started and `/ready` before the block, stopped after it."""
 
-    def __init__(self, app: Any, *, ready_path: str = "/ready", ready_timeout_s: float = 300.0) -> None:
+    def __init__(self, app: Any, *, ready_path: str = "/ready", ready_timeout_s: float = 300.0, **config: Any) -> None:
+        """`config`: more `uvicorn.Config` settings (e.g. the WebSocket keepalive's `ws_ping_interval`)."""
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = int(probe.getsockname()[1])
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on", **config)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.ready_path = ready_path
