@@ -26,7 +26,9 @@ logger = logging.getLogger(__name__)
 
 # "default" leaves the choice to the animation service (its INFERENCE_MODE); the rest are its modes.
 MODES = ["default", "wav2lip", "wav2lip_gan", "wav2lip+gfpgan", "sadtalker", "sadtalker+gfpgan"]
-FIXED_RATE_MODES = ("sadtalker", "sadtalker+gfpgan")  # they render at 25 fps only: the slider does not apply
+FIXED_RATE_MODES = ("sadtalker", "sadtalker+gfpgan")  # they render at 25 fps only: the rate does not apply
+# "auto" sends no rate: the service's choice (25 fps, or 12.5 where this CPU renders slower than real time).
+RATES = [("auto: 25 fps, or 12.5 on a slow CPU", "auto")] + [(f"{r:g} fps", f"{r:g}") for r in (30, 25, 20, 15, 12.5)]
 
 LIVE_JS = Path(__file__).with_name("live.js")  # the Live tab's WebRTC client
 LIVE_HTML = (
@@ -64,10 +66,10 @@ video { width: 100%; aspect-ratio: 1 / 1; object-fit: contain; }
 """
 
 
-def animation_choice(mode: str, fps: float) -> tuple[str | None, float | None]:
-    """The request's `inference_mode` and `fps` for the page's dropdown and slider."""
+def animation_choice(mode: str, rate: str) -> tuple[str | None, float | None]:
+    """The request's `inference_mode` and `fps` for the page's two dropdowns (`rate`: "auto" or a number)."""
     name = None if mode in ("", "default") else mode
-    return name, None if name in FIXED_RATE_MODES or not fps else fps
+    return name, None if name in FIXED_RATE_MODES or rate in ("", "auto") else float(rate)
 
 
 def player_state(avatar: str | None, video: Video | None = None) -> str:
@@ -164,7 +166,7 @@ class Page:
         text: str,
         avatar: str | None,
         mode: str,
-        fps: float,
+        rate: str,
         voice: str,
         history: list[tuple[str, str]],
     ) -> AsyncIterator[tuple[Any, ...]]:
@@ -179,13 +181,13 @@ class Page:
         if not audio_path and not text.strip():
             yield None, "", "", "**Error:** record or upload a question, or type one.", chat, history, player
             return
-        inference_mode, rate = animation_choice(mode, fps)
+        inference_mode, fps = animation_choice(mode, rate)
         question = Question(
             audio_b64=await anyio.to_thread.run_sync(_read_b64, audio_path) if audio_path else None,
             text=text.strip() or None if not audio_path else None,
             avatar=avatar or None,
             inference_mode=inference_mode,
-            fps=rate,
+            fps=fps,
             voice=voice.strip() or None,
             history=tuple(history[-self.settings.history_turns :]) if self.settings.history_turns else (),
         )
@@ -260,7 +262,7 @@ def build_blocks(page: Page) -> gr.Blocks:
                     add = gr.Button("Add avatar")
                 with gr.Accordion("Options", open=False):
                     mode = gr.Dropdown(label="Animation", choices=MODES, value=MODES[0])
-                    fps = gr.Slider(label="Frames per second (Wav2Lip modes)", minimum=5, maximum=30, step=1, value=25)
+                    rate = gr.Dropdown(label="Frame rate (Wav2Lip modes)", choices=RATES, value="auto")
                     voice = gr.Textbox(label="Voice", value="", placeholder="the service's default")
             with gr.Column():
                 player = gr.HTML(
@@ -277,8 +279,10 @@ def build_blocks(page: Page) -> gr.Blocks:
                 download = gr.File(label="The answer's video (mp4)", interactive=False, elem_id="answer-file")
 
         with gr.Tab("Live"):
-            gr.Markdown("Press **Start**, allow the microphone and speak; the avatar answers when you pause, and "
-                        "stops when you talk over it. It uses the avatar chosen in the **Ask** tab.")
+            gr.Markdown(
+                "Press **Start**, allow the microphone and speak; the avatar answers when you pause, and "
+                "stops when you talk over it. It uses the avatar chosen in the **Ask** tab."
+            )
             live = gr.HTML(
                 live_state(None), html_template=LIVE_HTML, css_template=LIVE_CSS,
                 js_on_load=LIVE_JS.read_text(encoding="utf-8"), elem_id="live",
@@ -299,7 +303,7 @@ def build_blocks(page: Page) -> gr.Blocks:
         avatar.change(live_state, inputs=[avatar], outputs=[live], show_progress="hidden")
         ask.click(
             page.ask,
-            inputs=[audio, text, avatar, mode, fps, voice, history],
+            inputs=[audio, text, avatar, mode, rate, voice, history],
             outputs=[download, transcript, answer, status, chat, history, player],
             api_name="ask",
         )

@@ -49,6 +49,7 @@ class LiveResult:
     frames: int
     fps: float
     duration_s: float
+    render_s: float = 0.0  # seconds spent rendering and encoding them (the reader's waits left out)
 
 
 class LiveOutput(Protocol):
@@ -236,7 +237,9 @@ class LiveRender:
         frames = self.session.rendered
         if self.pace is not None:
             self.pace.observe(frames, self._busy_s)
-        self.result = LiveResult(frames=frames, fps=self.session.fps, duration_s=frames / self.session.fps)
+        self.result = LiveResult(
+            frames=frames, fps=self.session.fps, duration_s=frames / self.session.fps, render_s=self._busy_s
+        )
         return self.result
 
     def _take(self, *, wait: bool) -> None:

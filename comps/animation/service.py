@@ -206,12 +206,13 @@ class AnimationService:
         if result is None:
             return {}
         logger.info(
-            "%s %s: streamed %d frames at %g fps (%.2f s)",
+            "%s %s: streamed %d frames at %g fps (%.2f s), made at %.1f frames/s",
             "video" if video is not None else "raw frames",
             session.id,
             result.frames,
             result.fps,
             result.duration_s,
+            result.frames / result.render_s if result.render_s > 0 else 0.0,
         )
         return {
             "id": session.id,

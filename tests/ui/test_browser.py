@@ -60,7 +60,7 @@ def test_gradio_client_gets_a_video(page_url: str) -> None:
     from gradio_client import Client
 
     client = Client(page_url, verbose=False)
-    video, transcript, answer, status, *_ = client.predict(None, QUESTION, None, "default", 10, "", api_name="/ask")
+    video, transcript, answer, status, *_ = client.predict(None, QUESTION, None, "default", "12.5", "", api_name="/ask")
     assert transcript == QUESTION
     assert answer.strip(), status
     path = Path(video["video"] if isinstance(video, dict) else video)

@@ -17,22 +17,28 @@ from comps.core.answer_events import AnswerDelta, AnswerEvent, Done, Segment, Tr
 from comps.core.errors import install_error_handlers
 from ui.app import add_media_routes
 from ui.client import GatewayClient
-from ui.page import MODES, Page, Progress, animation_choice, player_state
+from ui.page import MODES, RATES, Page, Progress, animation_choice, player_state
 from ui.settings import UiSettings
 
 
 @pytest.mark.parametrize(
-    ("mode", "fps", "expected"),
+    ("mode", "rate", "expected"),
     [
-        ("default", 25, (None, 25)),
-        ("", 0, (None, None)),
-        ("wav2lip_gan", 12, ("wav2lip_gan", 12)),
-        ("sadtalker", 12, ("sadtalker", None)),  # fixed at 25 fps: the slider is not sent
-        ("sadtalker+gfpgan", 25, ("sadtalker+gfpgan", None)),
+        ("default", "25", (None, 25.0)),
+        ("default", "auto", (None, None)),  # the service's choice: no fps sent
+        ("", "", (None, None)),
+        ("wav2lip_gan", "12.5", ("wav2lip_gan", 12.5)),
+        ("sadtalker", "12.5", ("sadtalker", None)),  # fixed at 25 fps: the rate is not sent
+        ("sadtalker+gfpgan", "25", ("sadtalker+gfpgan", None)),
     ],
 )
-def test_mode_and_rate(mode: str, fps: float, expected: tuple[str | None, float | None]) -> None:
-    assert animation_choice(mode, fps) == expected
+def test_mode_and_rate(mode: str, rate: str, expected: tuple[str | None, float | None]) -> None:
+    assert animation_choice(mode, rate) == expected
+
+
+def test_the_page_leaves_the_rate_to_the_service_by_default() -> None:
+    assert RATES[0][1] == "auto" and animation_choice("default", RATES[0][1]) == (None, None)
+    assert [float(value) for _, value in RATES[1:]] == [30.0, 25.0, 20.0, 15.0, 12.5]
 
 
 def test_every_animation_mode_is_offered() -> None:
@@ -96,7 +102,7 @@ def test_progress_follows_the_video_to_done() -> None:
 
 async def _ask(page: Page) -> list[tuple[Any, ...]]:
     seen = []
-    async for shown in page.ask(None, "hello", "robot", "default", 25, "", []):
+    async for shown in page.ask(None, "hello", "robot", "default", "25", "", []):
         download = shown[0]
         # The request's folder is removed once the handler ends: read the file while it is there.
         seen.append((Path(download).read_bytes() if download else None, *shown[1:]))
