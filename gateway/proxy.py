@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 from starlette.background import BackgroundTask
 
-from comps.core.errors import ServiceError
+from comps.core.errors import ServiceError, error_response
 from comps.core.responses import ClosingStreamingResponse
 from comps.core.upstream import deadline_error, status_error, transport_error
 from gateway.settings import GatewaySettings
@@ -53,7 +53,12 @@ async def video(request: Request, video_id: str = Path(pattern=_ID)) -> Response
     if upstream.status_code >= 400:
         body = await upstream.aread()
         await upstream.aclose()
-        raise status_error(STAGE, upstream, body, credential=CREDENTIAL)
+        error = status_error(STAGE, upstream, body, credential=CREDENTIAL)
+        if upstream.status_code == 416:  # the envelope, with the length a client needs for its next Range
+            refused = error_response(error)
+            refused.headers.update(_forwarded(upstream.headers, ("content-range",)))
+            return refused
+        raise error
     return ClosingStreamingResponse(
         upstream.aiter_raw(),
         status_code=upstream.status_code,

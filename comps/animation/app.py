@@ -271,6 +271,7 @@ def create_app(settings: AnimationSettings | None = None, backend: AnimationBack
             run_thread=animation.queue.run,
             finish=animation.finish_live,
             max_seconds=settings.max_audio_seconds,
+            max_frames=settings.max_frames,
         )
 
     return app

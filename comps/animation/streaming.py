@@ -100,8 +100,13 @@ async def serve_stream(
     run_thread: Callable[..., Awaitable[object]],
     finish: Callable[[LiveSession, LiveRender, bool], dict[str, object]],
     max_seconds: float,
+    max_frames: int,
 ) -> None:
-    """Run one session on an accepted socket (see the module docstring)."""
+    """Run one session on an accepted socket (see the module docstring).
+
+    Speech past `max_seconds`, or past the length `max_frames` frames play for at the stream's rate,
+    is refused (413) when it arrives.
+    """
     opened: tuple[LiveSession, LiveRender] | None = None
     completed = False
     try:
@@ -117,7 +122,8 @@ async def serve_stream(
         opened = await open_live(start)
         session, render = opened
         await ws.send_json(session.started())
-        limit = int(max_seconds * SAMPLE_RATE)
+        rate = session.fps or render.session.fps
+        seconds_limit, frames_limit = int(max_seconds * SAMPLE_RATE), int(max_frames * SAMPLE_RATE / rate)
 
         async def receive() -> None:
             received = 0
@@ -134,8 +140,13 @@ async def serve_stream(
                         return
                     samples = np.zeros(round(control.seconds * SAMPLE_RATE), np.float32)
                 received += samples.size
-                if received > limit:
+                if received > seconds_limit:
                     raise PayloadTooLarge(f"speech longer than the limit of {max_seconds:g} s", code="audio_too_long")
+                if received > frames_limit:
+                    raise PayloadTooLarge(
+                        f"speech longer than {max_frames} frames play for at {rate:g} fps (ANIMATION_MAX_FRAMES)",
+                        code="too_many_frames",
+                    )
                 render.push(samples)
 
         async with produce_in_thread(render.run, run=run_thread) as chunks, task_group() as group:

@@ -142,6 +142,7 @@ def test_a_video_rendered_by_a_is_served_by_gateway_b_whole_and_by_range(deploym
 
     beyond = d.gb.get(f"/v1/videos/{video_id}", headers={"Range": f"bytes={size}-"})
     envelope(beyond, 416)  # nothing to send: B refuses it, and GB passes the refusal on in the envelope
+    assert beyond.headers["content-range"] == f"bytes */{size}"  # with the length, for the next Range
 
     # And the other way round: what B renders, GA serves (with A behind it).
     from_b = d.b.post("/v1/animation", json={"byte_str": d.speech_b64})

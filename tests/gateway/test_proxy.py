@@ -38,6 +38,15 @@ async def test_video_range_request_is_passed_through_as_206(stack: Any, chatbot_
 
 
 @pytest.mark.anyio
+async def test_a_range_past_the_end_is_416_in_the_envelope_with_the_length(stack: Any, chatbot_for: Any) -> None:
+    (stack.videos / "abc.mp4").write_bytes(bytes(range(100)))
+    async with gateway(stack, chatbot_for) as client:
+        beyond = await client.get("/v1/videos/abc", headers={"Range": "bytes=100-"})
+    assert beyond.status_code == 416 and beyond.json()["error"]["message"].startswith("animation: ")
+    assert beyond.headers["content-range"] == "bytes */100"  # where the file ends, for the client's next Range
+
+
+@pytest.mark.anyio
 async def test_missing_video_is_404_naming_the_animation_stage(stack: Any, chatbot_for: Any) -> None:
     async with gateway(stack, chatbot_for) as client:
         response = await client.get("/v1/videos/nope")

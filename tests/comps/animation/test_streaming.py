@@ -196,6 +196,26 @@ def test_protocol_mistakes_are_error_events_in_the_envelope(tmp_path: Path, shar
     assert not any((tmp_path / "videos").glob("*.mp4"))
 
 
+def test_a_stream_longer_than_the_frame_limit_is_refused(tmp_path: Path, shared_dir: Path) -> None:
+    app = create_app(settings(tmp_path, shared_dir, max_frames=20))  # 0.8 s at 25 fps, 1.6 s at 12.5
+    with TestClient(app) as client:
+        for start, refused in (('{"type": "start"}', True), ('{"type": "start", "fps": 12.5}', False)):
+            with client.websocket_connect("/v1/animation/stream") as ws:
+                ws.send_text(start)
+                assert ws.receive_json()["type"] == "started"
+                ws.send_text('{"type": "silence", "seconds": 0.9}')
+                if refused:
+                    error = ws.receive_json()["error"]
+                    assert (error["code"], error["type"]) == ("too_many_frames", "payload_too_large"), error
+                    assert "ANIMATION_MAX_FRAMES" in error["message"]
+                else:
+                    ws.send_text('{"type": "end"}')
+                    while (message := ws.receive()).get("text") is None:
+                        pass  # the video's bytes
+                    done = json.loads(message["text"])
+                    assert done["type"] == "done" and done["frames"] == frame_count(int(0.9 * SR), 12.5)  # under 20
+
+
 def test_lipsync_client_turns_an_error_event_into_our_error() -> None:
     async def refuse(scope: dict, receive: object, send: object) -> None:
         await receive()  # type: ignore[operator]
