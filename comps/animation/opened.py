@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 import anyio
-from fastapi.responses import FileResponse
-from starlette.types import Receive, Scope, Send
+from fastapi.responses import FileResponse, JSONResponse
+from starlette.types import Message, Receive, Scope, Send
+
+from comps.core.errors import InvalidRequest, error_response
 
 
 class OpenedFileResponse(FileResponse):
@@ -31,7 +33,7 @@ class OpenedFileResponse(FileResponse):
         # A server's `pathsend` extension would open the path itself: this answer always sends the bytes.
         extensions = {k: v for k, v in scope.get("extensions", {}).items() if k != "http.response.pathsend"}
         try:
-            await super().__call__({**scope, "extensions": extensions}, receive, send)
+            await super().__call__({**scope, "extensions": extensions}, receive, _enveloped_416(send))
         finally:
             self._handle.close()
 
@@ -40,3 +42,27 @@ class OpenedFileResponse(FileResponse):
         """Where Starlette opens `self.path`: the file opened before, from its start (one read per answer)."""
         self._handle.seek(0)
         yield anyio.wrap_file(self._handle)
+
+
+def _enveloped_416(send: Send) -> Send:
+    """`send`, with Starlette's plain-text 416 (a Range past the end) answered in the error envelope instead.
+
+    Its `Content-Range: bytes */<length>` is kept: the client's next Range needs the file's length.
+    """
+    refusal: list[JSONResponse] = []
+
+    async def enveloped(message: Message) -> None:
+        if message["type"] == "http.response.start" and message["status"] == 416:
+            answer = error_response(
+                InvalidRequest("the Range starts past the end of the video", code="range_not_satisfiable", status=416)
+            )
+            kept = [(name, value) for name, value in message["headers"] if name.lower() == b"content-range"]
+            refusal.append(answer)
+            await send({**message, "headers": [*answer.raw_headers, *kept]})
+        elif refusal and message["type"] == "http.response.body":
+            if not message.get("more_body", False):
+                await send({"type": "http.response.body", "body": refusal[0].body, "more_body": False})
+        else:
+            await send(message)
+
+    return enveloped

@@ -65,7 +65,9 @@ class AnimationService:
         self.store = store
         self.queue = queue
         self.live: dict[str, LiveVideo] = {}  # videos being streamed, by id
-        self.pace = RenderPace()  # how fast this process makes streamed frames (ANIMATION_STREAM_RATE=auto)
+        # How fast this process makes streamed frames, per mode (ANIMATION_STREAM_RATE=auto): GFPGAN's cost
+        # is another order of magnitude than Wav2Lip's.
+        self.paces = {mode: RenderPace() for mode in self.backends}
 
     def finish(self) -> None:
         """Blocking, at shutdown: run every mode's finish hook once (FP8 MEASURE statistics; shared ones once)."""
@@ -79,6 +81,14 @@ class AnimationService:
         Raises:
             InvalidRequest: an unknown mode, or one this server did not load (`ANIMATION_MODES`).
         """
+        return self.backends[self.mode(mode)]
+
+    def pace(self, mode: str | None = None) -> RenderPace:
+        """How fast this process streams `mode` (the default when None); raises as `backend` does."""
+        return self.paces[self.mode(mode)]
+
+    def mode(self, mode: str | None) -> str:
+        """The loaded mode a request names (aliases resolved; the default when None); raises as `backend` does."""
         name = self.settings.inference_mode if mode is None else MODE_ALIASES.get(mode, mode)
         if name not in BACKENDS:
             raise InvalidRequest(
@@ -86,15 +96,14 @@ class AnimationService:
                 param="inference_mode",
                 code="unknown_mode",
             )
-        loaded = self.backends.get(name)
-        if loaded is None:
+        if name not in self.backends:
             raise InvalidRequest(
                 f"inference_mode {name!r} is not enabled on this server (enabled: {', '.join(self.backends)}; "
                 "the operator adds modes with ANIMATION_MODES)",
                 param="inference_mode",
                 code="mode_not_enabled",
             )
-        return loaded
+        return name
 
     def avatar_id(self, avatar: str | None) -> str:
         """The avatar a request names, or the default one; checks it exists (blocking: reads the store)."""
@@ -118,8 +127,8 @@ class AnimationService:
         Raises:
             InvalidRequest: a mode that cannot stream, a bad fps or avatar. Unavailable: the render queue is full.
         """
-        backend = self.backend(start.inference_mode)
-        capabilities = backend.capabilities
+        mode = self.mode(start.inference_mode)
+        capabilities = self.backends[mode].capabilities
         if capabilities.session is None:
             raise InvalidRequest(
                 "this inference_mode renders whole clips only; stream with a Wav2Lip mode",
@@ -133,7 +142,7 @@ class AnimationService:
         if start.fps is not None or start.frames:
             rate = start.fps or found.track.fps or self.settings.fps
         else:  # an fMP4 stream that names no rate: the full one, or half where this CPU cannot keep up
-            rate = self.pace.rate(found.track.fps or self.settings.fps, self.settings.stream_rate)
+            rate = self.paces[mode].rate(found.track.fps or self.settings.fps, self.settings.stream_rate)
         lipsync = capabilities.session(found.track, rate)
         width, height = frame_size(lipsync)
         if start.frames:
@@ -146,17 +155,17 @@ class AnimationService:
         video = LiveVideo(partial)
         self.live[video_id] = video
         output = mp4_file(partial, video, width=width, height=height, fps=rate)
-        render = LiveRender(lipsync, output=output, pace=self.pace)
+        render = LiveRender(lipsync, output=output, pace=self.paces[mode])
         return LiveSession(id=video_id, video_url=f"{base_url}/v1/videos/{video_id}", fps=rate), render
 
     def warm_up(self, batches: tuple[int, ...] = (2, 4, 8, 8)) -> None:
-        """Blocking, at start: render a short silent stream of the default avatar as a stream does, into `pace`.
+        """Blocking, at start: render a short silent stream of the default avatar in the default mode, into its pace.
 
         Only the last batch is measured: the first ones pay for the kernels' first calls (which the
         first answer then does not); a mode slow enough to pass `WARM_UP_S` stops early. Nothing when
         there is no default avatar or the mode cannot stream.
         """
-        factory = self.backend(None).capabilities.session
+        factory, pace = self.backend(None).capabilities.session, self.pace()
         if factory is None or not self.registry.has_default:
             return
         track = self.registry.get(DEFAULT_ID, param="avatar").track
@@ -179,11 +188,12 @@ class AnimationService:
                     break
         finally:
             encoder.close()
-        self.pace.observe(*measured)
+        pace.observe(*measured)
         logger.info(
-            "streams render at %.1f frames/s here: %s (ANIMATION_STREAM_RATE=%s)",
-            self.pace.frames_per_s or 0.0,
-            f"{self.pace.rate(fps, self.settings.stream_rate):g} fps for a {fps:g} fps avatar",
+            "%s streams render at %.1f frames/s here: %s (ANIMATION_STREAM_RATE=%s)",
+            self.settings.inference_mode,
+            pace.frames_per_s or 0.0,
+            f"{pace.rate(fps, self.settings.stream_rate):g} fps for a {fps:g} fps avatar",
             self.settings.stream_rate,
         )
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI
+from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from comps.core.auth import refuse_handshake
-from comps.core.errors import InvalidRequest
+from comps.core.errors import InvalidRequest, error_response
 
 ALLOW_METHODS = ("GET", "HEAD", "POST", "DELETE")
 # Besides the CORS-safelisted ones: the key, JSON bodies, our request id, and ranged video reads.
@@ -36,7 +38,7 @@ def install_cors(app: FastAPI, origins: tuple[str, ...], *, websockets: bool = T
         app.add_middleware(WebSocketOrigins, origins=origins)
     if origins:
         app.add_middleware(
-            CORSMiddleware,
+            EnvelopedCORS,
             allow_origins=list(origins),
             allow_methods=list(ALLOW_METHODS),
             allow_headers=list(ALLOW_HEADERS),
@@ -44,6 +46,27 @@ def install_cors(app: FastAPI, origins: tuple[str, ...], *, websockets: bool = T
             allow_credentials=False,
             max_age=MAX_AGE_S,
         )
+
+
+class EnvelopedCORS(CORSMiddleware):
+    """Starlette's CORS, its refused preflight (origin, method or header not allowed) a 400 in the error envelope."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        """The preflight's answer; a refusal names what was refused and the setting that allows origins."""
+        answer = super().preflight_response(request_headers)
+        if answer.status_code != 400:
+            return answer
+        refused = bytes(answer.body).decode("utf-8", "replace")  # "Disallowed CORS origin, method, ..."
+        error = InvalidRequest(
+            f"{refused.replace('Disallowed CORS', 'cross-origin request refused:')} "
+            "(the pages allowed are set by AVATARCHAT_CORS_ORIGINS)",
+            code="cors_refused",
+        )
+        enveloped = error_response(error)
+        for name, value in answer.headers.items():
+            if name.lower() not in ("content-type", "content-length"):
+                enveloped.headers[name] = value
+        return enveloped
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from support.gfpgan_weights import narrow_gfpgan
 from support.wav2lip_weights import deterministic_wav2lip
 
 from comps.animation.enhance import TEMPLATE, FaceEnhancer, build_gfpgan_v14, import_gfpgan_arch
@@ -67,20 +68,7 @@ def enhancer(checkpoint: Path) -> FaceEnhancer:
 @pytest.fixture(scope="module")
 def narrow_enhancer() -> FaceEnhancer:
     """The same GFPGANv1Clean architecture at a quarter of the width: fast, for the paste-back geometry tests."""
-    torch.manual_seed(1)
-    arch = import_gfpgan_arch()
-    net = arch(
-        out_size=512,
-        num_style_feat=512,
-        channel_multiplier=1,
-        decoder_load_path=None,
-        fix_decoder=False,
-        num_mlp=8,
-        input_is_latent=True,
-        different_w=True,
-        narrow=0.25,
-        sft_half=True,
-    )
+    net = narrow_gfpgan(seed=1)
     return FaceEnhancer(net=net, device=CPU)
 
 

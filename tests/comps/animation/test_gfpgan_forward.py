@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 import torch
+from support.gfpgan_weights import narrow_gfpgan
 
-from comps.animation.enhance import build_gfpgan_v14, import_gfpgan_arch
+from comps.animation.enhance import build_gfpgan_v14
 from comps.animation.gfpgan_forward import WINOGRAD_MIN_SIDE, GFPGANForward, winograd_available
 
 # Measured on the full v1.4 network with seeded random weights: at most 9.7e-6 off the original
@@ -15,28 +16,6 @@ from comps.animation.gfpgan_forward import WINOGRAD_MIN_SIDE, GFPGANForward, win
 ATOL = 1e-4
 
 needs_nnpack = pytest.mark.skipif(not winograd_available(), reason="this torch build has no usable NNPACK")
-
-
-def narrow_gfpgan(seed: int) -> Any:
-    """GFPGANv1Clean at a quarter of v1.4's width: the same layers and code paths, fast."""
-    torch.manual_seed(seed)
-    net = import_gfpgan_arch()(
-        out_size=512,
-        num_style_feat=512,
-        channel_multiplier=1,
-        decoder_load_path=None,
-        fix_decoder=False,
-        num_mlp=8,
-        input_is_latent=True,
-        different_w=True,
-        narrow=0.25,
-        sft_half=True,
-    )
-    with torch.no_grad():  # the init leaves noise strengths and StyleGAN biases at 0; a checkpoint does not
-        for param in net.parameters():
-            if not param.any():
-                param.copy_(0.1 * torch.randn_like(param))
-    return net.eval()
 
 
 def faces(n: int, seed: int = 0) -> torch.Tensor:
@@ -57,7 +36,7 @@ def ours(net: Any, x: torch.Tensor, *, winograd: bool) -> torch.Tensor:
 
 @pytest.mark.parametrize("winograd", [pytest.param(True, marks=needs_nnpack), False])
 def test_matches_the_original_forward_face_by_face(winograd: bool) -> None:
-    net = narrow_gfpgan(seed=1)
+    net = narrow_gfpgan(seed=1, fill_zeros=True)
     x = faces(1)
     expected = original(net, x)
     got = ours(net, x, winograd=winograd)
@@ -67,7 +46,7 @@ def test_matches_the_original_forward_face_by_face(winograd: bool) -> None:
 
 
 def test_a_batch_runs_grouped_and_matches_each_face() -> None:
-    net = narrow_gfpgan(seed=2)
+    net = narrow_gfpgan(seed=2, fill_zeros=True)
     x = faces(2, seed=3)
     batched = ours(net, x, winograd=False)
     torch.testing.assert_close(batched, original(net, x), atol=ATOL, rtol=0)
@@ -87,7 +66,7 @@ def test_full_v14_network_with_winograd() -> None:
 def test_winograd_refused_without_nnpack(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch, "_nnpack_available", lambda: False)
     with pytest.raises(ValueError, match="NNPACK"):
-        GFPGANForward(narrow_gfpgan(seed=0), winograd=True)
+        GFPGANForward(narrow_gfpgan(seed=0, fill_zeros=True), winograd=True)
 
 
 @needs_nnpack
@@ -100,6 +79,6 @@ def test_small_maps_stay_off_nnpack(monkeypatch: pytest.MonkeyPatch) -> None:
         return real(x, *args)
 
     monkeypatch.setattr(torch, "_nnpack_spatial_convolution", spy)
-    ours(narrow_gfpgan(seed=0), faces(1), winograd=True)
+    ours(narrow_gfpgan(seed=0, fill_zeros=True), faces(1), winograd=True)
     assert sides and min(sides) >= WINOGRAD_MIN_SIDE
     assert max(sides) == 512  # the full-resolution layers do use it

@@ -39,3 +39,16 @@ async def test_an_opened_file_is_served_after_its_removal(tmp_path: Path) -> Non
     assert part.status_code == 206 and part.content == CONTENT[1000:1100]
     assert part.headers["content-range"] == f"bytes 1000-1099/{len(CONTENT)}"
     assert head.status_code == 200 and head.headers["content-length"] == str(len(CONTENT)) and head.content == b""
+
+
+async def test_a_range_past_the_end_is_416_in_the_envelope_with_the_length(tmp_path: Path) -> None:
+    transport = httpx.ASGITransport(app=removed_once_opened(tmp_path))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        beyond = await client.get("/file", headers={"Range": f"bytes={len(CONTENT)}-"})
+        still = await client.get("/file", headers={"Range": "bytes=0-9"})  # the next answer is unaffected
+    assert beyond.status_code == 416 and beyond.headers["content-type"] == "application/json"
+    assert beyond.headers["content-range"] == f"bytes */{len(CONTENT)}"
+    error = beyond.json()["error"]
+    assert (error["type"], error["code"]) == ("invalid_request", "range_not_satisfiable") and error["message"]
+    assert int(beyond.headers["content-length"]) == len(beyond.content)
+    assert still.status_code == 206 and still.content == CONTENT[:10]

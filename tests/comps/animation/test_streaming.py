@@ -111,7 +111,8 @@ async def test_auto_measures_the_cpu_at_start_and_streams_at_half_rate_where_it_
 ) -> None:
     application = create_app(settings(tmp_path, shared_dir, stream_rate="auto"))
     async with serve(application):
-        pace = application.state.animation.pace
+        pace = application.state.animation.pace()  # the default mode's (each loaded mode has its own)
+        assert pace is application.state.animation.pace("wav2lip_only")  # OPEA's name for the same mode
         assert pace.frames_per_s is not None and pace.frames_per_s > 0  # the warm-up measured this CPU
         pace.frames_per_s = 10.0  # slower than 1.2 x 25 frames/s
         rate, done = await stream_speech(application, speech, {})
@@ -129,9 +130,9 @@ async def test_auto_measures_the_cpu_at_start_and_streams_at_half_rate_where_it_
 
 async def test_a_slow_start_up_render_stops_after_its_first_batch(app: object, monkeypatch: pytest.MonkeyPatch) -> None:
     animation = app.state.animation  # type: ignore[attr-defined]
-    assert animation.pace.frames_per_s is None  # ANIMATION_STREAM_RATE=full (the tests' pin): no warm-up ran
+    assert animation.pace().frames_per_s is None  # ANIMATION_STREAM_RATE=full (the tests' pin): no warm-up ran
     observed: list[tuple[int, float]] = []
-    monkeypatch.setattr(animation.pace, "observe", lambda frames, seconds: observed.append((frames, seconds)))
+    monkeypatch.setattr(animation.pace(), "observe", lambda frames, seconds: observed.append((frames, seconds)))
     animation.warm_up()
     assert [frames for frames, _ in observed] == [8]  # the last of the batches 2, 4, 8, 8
     monkeypatch.setattr(service_module, "WARM_UP_S", 0.0)  # as if each batch took long (GFPGAN on a CPU)
@@ -146,7 +147,7 @@ async def test_half_streams_at_half_rate_and_full_never_does(
         (tmp_path / setting).mkdir()
         application = create_app(settings(tmp_path / setting, shared_dir, stream_rate=setting))
         async with serve(application):
-            application.state.animation.pace.frames_per_s = 1.0  # measured slow: only `auto` would care
+            application.state.animation.pace().frames_per_s = 1.0  # measured slow: only `auto` would care
             rate, done = await stream_speech(application, speech[: SR // 2], {})
         assert rate == done["fps"] == expected
 

@@ -74,6 +74,9 @@ async def test_listed_origins_only() -> None:
     assert simple.headers["access-control-allow-origin"] == PAGE
     assert "x-request-id" in simple.headers["access-control-expose-headers"].lower()
     assert other.status_code == 400 and "access-control-allow-origin" not in other.headers
+    error = other.json()["error"]  # in the envelope, naming what was refused and the setting
+    assert (error["type"], error["code"]) == ("invalid_request", "cors_refused")
+    assert "origin" in error["message"] and "AVATARCHAT_CORS_ORIGINS" in error["message"]
     assert "access-control-allow-origin" not in other_simple.headers
 
 
