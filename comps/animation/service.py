@@ -180,11 +180,12 @@ class AnimationService:
             encoder.write_audio(session.speech(0, session.samples))
             for size in batches:
                 started = time.perf_counter()
-                for frame in session.render(size):
+                frames = session.render(size)  # fewer where ANIMATION_BATCH_SIZE is smaller
+                for frame in frames:
                     encoder.write_frame(frame)
                 encoder.flush()
-                measured = (size, time.perf_counter() - started)
-                if measured[1] + started - began > WARM_UP_S:  # a slow mode (GFPGAN on a CPU): enough to know
+                measured = (len(frames), time.perf_counter() - started)
+                if time.perf_counter() - began > WARM_UP_S:  # a slow mode (GFPGAN on a CPU): enough to know
                     break
         finally:
             encoder.close()
