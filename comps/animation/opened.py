@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import anyio
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse
 from starlette.types import Message, Receive, Scope, Send
 
 from comps.core.errors import InvalidRequest, error_response
@@ -33,7 +33,7 @@ class OpenedFileResponse(FileResponse):
         # A server's `pathsend` extension would open the path itself: this answer always sends the bytes.
         extensions = {k: v for k, v in scope.get("extensions", {}).items() if k != "http.response.pathsend"}
         try:
-            await super().__call__({**scope, "extensions": extensions}, receive, _enveloped_416(send))
+            await super().__call__({**scope, "extensions": extensions}, receive, _enveloped_refusals(send))
         finally:
             self._handle.close()
 
@@ -44,24 +44,35 @@ class OpenedFileResponse(FileResponse):
         yield anyio.wrap_file(self._handle)
 
 
-def _enveloped_416(send: Send) -> Send:
-    """`send`, with Starlette's plain-text 416 (a Range past the end) answered in the error envelope instead.
+def _enveloped_refusals(send: Send) -> Send:
+    """`send`, with Starlette's plain-text refusals of a Range answered in the error envelope instead.
 
-    Its `Content-Range: bytes */<length>` is kept: the client's next Range needs the file's length.
+    A malformed Range is Starlette's 400, one past the end its 416; the 416's `Content-Range:
+    bytes */<length>` is kept (the client's next Range needs the file's length). Starlette's own text
+    says what was wrong, so the refusal is held until its body has come.
     """
-    refusal: list[JSONResponse] = []
+    held: list[Message] = []
+    text = bytearray()
 
     async def enveloped(message: Message) -> None:
-        if message["type"] == "http.response.start" and message["status"] == 416:
-            answer = error_response(
-                InvalidRequest("the Range starts past the end of the video", code="range_not_satisfiable", status=416)
-            )
-            kept = [(name, value) for name, value in message["headers"] if name.lower() == b"content-range"]
-            refusal.append(answer)
-            await send({**message, "headers": [*answer.raw_headers, *kept]})
-        elif refusal and message["type"] == "http.response.body":
-            if not message.get("more_body", False):
-                await send({"type": "http.response.body", "body": refusal[0].body, "more_body": False})
+        if message["type"] == "http.response.start" and message["status"] in (400, 416):
+            held.append(message)
+        elif held and message["type"] == "http.response.body":
+            text.extend(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            start = held[0]
+            if start["status"] == 416:
+                error = InvalidRequest(
+                    "the Range starts past the end of the video", code="range_not_satisfiable", status=416
+                )
+            else:
+                detail = text.decode("utf-8", "replace").strip()
+                error = InvalidRequest(f"the Range header is malformed: {detail}", code="bad_range")
+            answer = error_response(error)
+            kept = [(name, value) for name, value in start["headers"] if name.lower() == b"content-range"]
+            await send({**start, "headers": [*answer.raw_headers, *kept]})
+            await send({"type": "http.response.body", "body": answer.body, "more_body": False})
         else:
             await send(message)
 

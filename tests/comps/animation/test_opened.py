@@ -52,3 +52,14 @@ async def test_a_range_past_the_end_is_416_in_the_envelope_with_the_length(tmp_p
     assert (error["type"], error["code"]) == ("invalid_request", "range_not_satisfiable") and error["message"]
     assert int(beyond.headers["content-length"]) == len(beyond.content)
     assert still.status_code == 206 and still.content == CONTENT[:10]
+
+
+@pytest.mark.parametrize("header", ["bytes=abc", "bytes=90-10", "items=0-9"])
+async def test_a_malformed_range_is_400_in_the_envelope(tmp_path: Path, header: str) -> None:
+    transport = httpx.ASGITransport(app=removed_once_opened(tmp_path))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        refused = await client.get("/file", headers={"Range": header})
+    assert refused.status_code == 400 and refused.headers["content-type"] == "application/json", refused.text
+    error = refused.json()["error"]
+    assert (error["type"], error["code"]) == ("invalid_request", "bad_range")
+    assert error["message"].startswith("the Range header is malformed: ") and len(error["message"]) > 32
