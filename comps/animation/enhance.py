@@ -54,19 +54,22 @@ def import_gfpgan_arch() -> type[torch.nn.Module]:
     return GFPGANv1Clean  # type: ignore[no-any-return]
 
 
-def build_gfpgan_v14() -> torch.nn.Module:
-    """An untrained GFPGANv1Clean with v1.4's hyper-parameters (those `GFPGANer(arch="clean")` uses)."""
+def build_gfpgan_v14(*, narrow: float = 1, channel_multiplier: int = 2) -> torch.nn.Module:
+    """An untrained GFPGANv1Clean with v1.4's hyper-parameters (those `GFPGANer(arch="clean")` uses).
+
+    `narrow` and `channel_multiplier` scale its widths (v1.4: 1 and 2): smaller, the same layers.
+    """
     arch = import_gfpgan_arch()
     return arch(
         out_size=TEMPLATE,
         num_style_feat=512,
-        channel_multiplier=2,
+        channel_multiplier=channel_multiplier,
         decoder_load_path=None,
         fix_decoder=False,
         num_mlp=8,
         input_is_latent=True,
         different_w=True,
-        narrow=1,
+        narrow=narrow,
         sft_half=True,
     )
 

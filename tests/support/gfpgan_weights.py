@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from comps.animation.enhance import build_gfpgan_v14, import_gfpgan_arch
+from comps.animation.enhance import build_gfpgan_v14
 
 
 def write_gfpgan_checkpoint(path: Path, *, seed: int = 0) -> Path:
@@ -25,18 +25,7 @@ def narrow_gfpgan(seed: int, *, fill_zeros: bool = False) -> torch.nn.Module:
     fill them with small seeded values so the code paths they feed count in a comparison.
     """
     torch.manual_seed(seed)
-    net = import_gfpgan_arch()(
-        out_size=512,
-        num_style_feat=512,
-        channel_multiplier=1,
-        decoder_load_path=None,
-        fix_decoder=False,
-        num_mlp=8,
-        input_is_latent=True,
-        different_w=True,
-        narrow=0.25,
-        sft_half=True,
-    )
+    net = build_gfpgan_v14(narrow=0.25, channel_multiplier=1)
     if fill_zeros:
         with torch.no_grad():
             for param in net.parameters():
